@@ -1,0 +1,35 @@
+//! kmssh core: the [`KmsKey`] trait every backend implements, the [`Algorithm`]s and key
+//! types it speaks, [`KeyUri`] parsing, the backend registry behind [`open`], the one
+//! [`Error`] type, and bridges to RustCrypto's `signature` traits.
+//!
+//! The default features pull in no async runtime, so offline crates (`kmssh-pki`) can
+//! depend on this one. The `blocking` feature adds [`BlockingSigner`], which brings tokio.
+
+#![forbid(unsafe_code)]
+
+mod algorithm;
+#[cfg(feature = "blocking")]
+mod blocking;
+mod bridge;
+mod error;
+mod key;
+mod public_key;
+mod registry;
+mod signature;
+mod uri;
+
+pub use algorithm::{Algorithm, MessageDigest};
+#[cfg(feature = "blocking")]
+pub use blocking::BlockingSigner;
+pub use bridge::{KmsSigner, x509_signature_algorithm};
+pub use error::{Error, ErrorKind, ErrorStatus, Result};
+pub use key::{KmsKey, RawSigner, VerifiedSigner};
+pub use public_key::EcPublicKey;
+pub use registry::{Backend, KNOWN_SCHEMES, OpenFuture, backend_for, backends, open};
+pub use signature::EcdsaSignature;
+pub use uri::KeyUri;
+
+/// Re-exported so backends register with the same `inventory` this crate collects from.
+pub use inventory;
+/// Re-exported for backends implementing [`KmsKey`] and [`RawSigner`].
+pub use async_trait::async_trait;
