@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use sha2::Digest as _;
+use spki::ObjectIdentifier;
 
 use crate::{Error, ErrorKind, Result};
 
@@ -86,6 +87,37 @@ impl Algorithm {
             Self::EcdsaP384Sha384 => 48,
             Self::EcdsaP521Sha512 => 66,
         }
+    }
+
+    /// The curve's named-curve OID (RFC 5480), as SEC1, PKCS#8 and SPKI carry it.
+    #[must_use]
+    pub fn curve_oid(self) -> ObjectIdentifier {
+        match self {
+            Self::EcdsaP256Sha256 => ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7"),
+            Self::EcdsaP384Sha384 => ObjectIdentifier::new_unwrap("1.3.132.0.34"),
+            Self::EcdsaP521Sha512 => ObjectIdentifier::new_unwrap("1.3.132.0.35"),
+        }
+    }
+
+    /// The algorithm for a named-curve OID.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnsupportedAlgorithm`] naming any other curve (secp256k1 included).
+    pub fn from_curve_oid(oid: &ObjectIdentifier) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|alg| alg.curve_oid() == *oid)
+            .ok_or_else(|| {
+                let name = match oid.to_string().as_str() {
+                    "1.3.132.0.10" => " (secp256k1)",
+                    "1.3.36.3.3.2.8.1.1.7" => " (brainpoolP256r1)",
+                    _ => "",
+                };
+                Error::new(
+                    ErrorKind::UnsupportedAlgorithm,
+                    format!("EC curve {oid}{name} is not supported: use P-256, P-384 or P-521"),
+                )
+            })
     }
 
     /// Hashes `message` with this algorithm's hash.
@@ -190,11 +222,24 @@ mod tests {
     fn names_parse_to_the_same_algorithm() {
         for (names, alg) in [
             (
-                &["p256", "P-256", "nistp256", "secp256r1", "prime256v1", "ecdsa-sha2-nistp256"][..],
+                &[
+                    "p256",
+                    "P-256",
+                    "nistp256",
+                    "secp256r1",
+                    "prime256v1",
+                    "ecdsa-sha2-nistp256",
+                ][..],
                 Algorithm::EcdsaP256Sha256,
             ),
-            (&["p384", "P-384", "secp384r1"][..], Algorithm::EcdsaP384Sha384),
-            (&["p521", "NISTP521", "secp521r1"][..], Algorithm::EcdsaP521Sha512),
+            (
+                &["p384", "P-384", "secp384r1"][..],
+                Algorithm::EcdsaP384Sha384,
+            ),
+            (
+                &["p521", "NISTP521", "secp521r1"][..],
+                Algorithm::EcdsaP521Sha512,
+            ),
         ] {
             for name in names {
                 assert_eq!(name.parse::<Algorithm>().ok(), Some(alg), "{name}");

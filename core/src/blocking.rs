@@ -33,7 +33,9 @@ fn new_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::new(ErrorKind::Unexpected, "cannot start a signing runtime").with_source(e))
+        .map_err(|e| {
+            Error::new(ErrorKind::Unexpected, "cannot start a signing runtime").with_source(e)
+        })
 }
 
 impl BlockingSigner {

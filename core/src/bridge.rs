@@ -72,9 +72,17 @@ macro_rules! curve_signature {
         }
 
         impl signature::AsyncSigner<$krate::ecdsa::Signature> for KmsSigner {
-            async fn sign_async(&self, msg: &[u8]) -> Result<$krate::ecdsa::Signature, signature::Error> {
+            async fn sign_async(
+                &self,
+                msg: &[u8],
+            ) -> Result<$krate::ecdsa::Signature, signature::Error> {
                 check_curve::<$krate::ecdsa::Signature>(self.key.as_ref())?;
-                narrow(self.key.sign_message(msg).await.map_err(to_signature_error)?)
+                narrow(
+                    self.key
+                        .sign_message(msg)
+                        .await
+                        .map_err(to_signature_error)?,
+                )
             }
         }
     };

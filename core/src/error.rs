@@ -251,6 +251,9 @@ mod tests {
             "invalid input (permanent): principal is empty [field=principals[0], uri=local:ephemeral]"
         );
         assert_eq!(err.context("field"), Some("principals[0]"));
-        assert_eq!(StdError::source(&err).map(ToString::to_string).as_deref(), Some("inner"));
+        assert_eq!(
+            StdError::source(&err).map(ToString::to_string).as_deref(),
+            Some("inner")
+        );
     }
 }

@@ -29,7 +29,9 @@ pub use registry::{Backend, KNOWN_SCHEMES, OpenFuture, backend_for, backends, op
 pub use signature::EcdsaSignature;
 pub use uri::KeyUri;
 
-/// Re-exported so backends register with the same `inventory` this crate collects from.
-pub use inventory;
 /// Re-exported for backends implementing [`KmsKey`] and [`RawSigner`].
 pub use async_trait::async_trait;
+/// Re-exported so backends register with the same `inventory` this crate collects from.
+pub use inventory;
+/// Re-exported: key and signature types in this API come from these crates.
+pub use {p256, p384, p521, spki};

@@ -6,10 +6,8 @@ use spki::{EncodePublicKey, ObjectIdentifier, SubjectPublicKeyInfoRef};
 use crate::{Algorithm, EcdsaSignature, Error, ErrorKind, Result};
 
 /// `id-ecPublicKey` (RFC 5480).
-const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const SECP521R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
+pub(crate) const ID_EC_PUBLIC_KEY: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
 /// An ECDSA verifying key on P-256, P-384 or P-521.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,14 +38,24 @@ impl EcPublicKey {
     /// [`ErrorKind::InvalidKey`] when the bytes are not a point on that curve.
     pub fn from_sec1_bytes(algorithm: Algorithm, bytes: &[u8]) -> Result<Self> {
         let parsed = match algorithm {
-            Algorithm::EcdsaP256Sha256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P256),
-            Algorithm::EcdsaP384Sha384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P384),
-            Algorithm::EcdsaP521Sha512 => p521::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P521),
+            Algorithm::EcdsaP256Sha256 => {
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P256)
+            }
+            Algorithm::EcdsaP384Sha384 => {
+                p384::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P384)
+            }
+            Algorithm::EcdsaP521Sha512 => {
+                p521::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P521)
+            }
         };
         parsed.map_err(|e| {
             Error::new(
                 ErrorKind::InvalidKey,
-                format!("{} bytes are not a {} public key point", bytes.len(), algorithm.curve_name()),
+                format!(
+                    "{} bytes are not a {} public key point",
+                    bytes.len(),
+                    algorithm.curve_name()
+                ),
             )
             .with_source(e.to_string())
         })
@@ -60,8 +68,11 @@ impl EcPublicKey {
     /// OID), [`ErrorKind::InvalidKey`] for malformed DER.
     pub fn from_public_key_der(der: &[u8]) -> Result<Self> {
         let info = SubjectPublicKeyInfoRef::try_from(der).map_err(|e| {
-            Error::new(ErrorKind::InvalidKey, "public key is not a DER SubjectPublicKeyInfo")
-                .with_source(e.to_string())
+            Error::new(
+                ErrorKind::InvalidKey,
+                "public key is not a DER SubjectPublicKeyInfo",
+            )
+            .with_source(e.to_string())
         })?;
         if info.algorithm.oid != ID_EC_PUBLIC_KEY {
             return Err(Error::new(
@@ -73,22 +84,18 @@ impl EcPublicKey {
             ));
         }
         let curve = info.algorithm.parameters_oid().map_err(|e| {
-            Error::new(ErrorKind::InvalidKey, "EC public key has no named-curve parameter")
-                .with_source(e.to_string())
+            Error::new(
+                ErrorKind::InvalidKey,
+                "EC public key has no named-curve parameter",
+            )
+            .with_source(e.to_string())
         })?;
-        let algorithm = match curve {
-            SECP256R1 => Algorithm::EcdsaP256Sha256,
-            SECP384R1 => Algorithm::EcdsaP384Sha384,
-            SECP521R1 => Algorithm::EcdsaP521Sha512,
-            other => {
-                return Err(Error::new(
-                    ErrorKind::UnsupportedAlgorithm,
-                    format!("EC curve {other} is not supported: use P-256, P-384 or P-521"),
-                ));
-            }
-        };
+        let algorithm = Algorithm::from_curve_oid(&curve)?;
         let bytes = info.subject_public_key.as_bytes().ok_or_else(|| {
-            Error::new(ErrorKind::InvalidKey, "EC public key bit string has unused bits")
+            Error::new(
+                ErrorKind::InvalidKey,
+                "EC public key bit string has unused bits",
+            )
         })?;
         Self::from_sec1_bytes(algorithm, bytes)
     }
@@ -126,7 +133,10 @@ impl EcPublicKey {
     /// [`ErrorKind::Unexpected`] if encoding fails (it does not for valid keys).
     pub fn to_pem(&self) -> Result<String> {
         self.to_public_key_pem(spki::der::pem::LineEnding::LF)
-            .map_err(|e| Error::new(ErrorKind::Unexpected, "cannot PEM-encode public key").with_source(e.to_string()))
+            .map_err(|e| {
+                Error::new(ErrorKind::Unexpected, "cannot PEM-encode public key")
+                    .with_source(e.to_string())
+            })
     }
 
     /// Checks an ECDSA signature over a prehashed digest. High-`s` signatures are accepted,
@@ -153,7 +163,10 @@ impl EcPublicKey {
         verified.map_err(|_| {
             Error::new(
                 ErrorKind::BadSignature,
-                format!("{} signature does not verify against the public key", self.algorithm()),
+                format!(
+                    "{} signature does not verify against the public key",
+                    self.algorithm()
+                ),
             )
         })
     }

@@ -51,7 +51,9 @@ pub fn backends() -> Vec<&'static Backend> {
 /// [`ErrorKind::Config`] when two linked crates claim the same scheme.
 pub fn backend_for(uri: &KeyUri) -> Result<&'static Backend> {
     let scheme = uri.scheme();
-    let mut matching = inventory::iter::<Backend>.into_iter().filter(|b| b.scheme == scheme);
+    let mut matching = inventory::iter::<Backend>
+        .into_iter()
+        .filter(|b| b.scheme == scheme);
     match (matching.next(), matching.next()) {
         (Some(backend), None) => Ok(backend),
         (Some(_), Some(_)) => Err(Error::new(
@@ -67,7 +69,11 @@ pub fn backend_for(uri: &KeyUri) -> Result<&'static Backend> {
                 ErrorKind::InvalidUri,
                 format!(
                     "unknown key URI scheme `{scheme}`: expected one of {}",
-                    KNOWN_SCHEMES.iter().map(|(s, _)| format!("`{s}:`")).collect::<Vec<_>>().join(", ")
+                    KNOWN_SCHEMES
+                        .iter()
+                        .map(|(s, _)| format!("`{s}:`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ),
         }

@@ -46,7 +46,13 @@ impl EcdsaSignature {
             Algorithm::EcdsaP384Sha384 => p384::ecdsa::Signature::from_der(der).map(Self::P384),
             Algorithm::EcdsaP521Sha512 => p521::ecdsa::Signature::from_der(der).map(Self::P521),
         };
-        parsed.map_err(|_| malformed(algorithm, "DER", format!("{} bytes do not decode", der.len())))
+        parsed.map_err(|_| {
+            malformed(
+                algorithm,
+                "DER",
+                format!("{} bytes do not decode", der.len()),
+            )
+        })
     }
 
     /// Decodes fixed-width big-endian `r || s` (Azure Key Vault, JOSE), which must be
@@ -68,7 +74,13 @@ impl EcdsaSignature {
             Algorithm::EcdsaP384Sha384 => p384::ecdsa::Signature::from_slice(bytes).map(Self::P384),
             Algorithm::EcdsaP521Sha512 => p521::ecdsa::Signature::from_slice(bytes).map(Self::P521),
         };
-        parsed.map_err(|_| malformed(algorithm, "r||s", "r or s is zero or not below the group order".into()))
+        parsed.map_err(|_| {
+            malformed(
+                algorithm,
+                "r||s",
+                "r or s is zero or not below the group order".into(),
+            )
+        })
     }
 
     /// The ASN.1 DER encoding, as `openssl dgst -verify` and X.509 expect.

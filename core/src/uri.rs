@@ -34,7 +34,10 @@ impl KeyUri {
     /// empty, or the URI is over 4 KiB or contains control characters.
     pub fn parse(uri: &str) -> Result<Self> {
         let invalid = |why: &str| {
-            Error::new(ErrorKind::InvalidUri, format!("key URI `{}`: {why}", uri.escape_debug()))
+            Error::new(
+                ErrorKind::InvalidUri,
+                format!("key URI `{}`: {why}", uri.escape_debug()),
+            )
         };
         if uri.len() > MAX_URI_LEN {
             return Err(invalid("longer than 4096 bytes"));
@@ -42,17 +45,23 @@ impl KeyUri {
         if uri.chars().any(char::is_control) {
             return Err(invalid("contains control characters"));
         }
-        let scheme_end = uri
-            .find(':')
-            .ok_or_else(|| invalid("no scheme: expected e.g. `local:`, `aws-kms:`, `gcp-kms:`, `azure-kv:`"))?;
+        let scheme_end = uri.find(':').ok_or_else(|| {
+            invalid("no scheme: expected e.g. `local:`, `aws-kms:`, `gcp-kms:`, `azure-kv:`")
+        })?;
         let scheme = &uri[..scheme_end];
         let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_lowercase())
-            && scheme.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !scheme_ok {
-            return Err(invalid("the scheme must be lowercase letters, digits and `-`"));
+            return Err(invalid(
+                "the scheme must be lowercase letters, digits and `-`",
+            ));
         }
         let body_end = if scheme == "local" {
-            uri[scheme_end..].find('?').map_or(uri.len(), |i| scheme_end + i)
+            uri[scheme_end..]
+                .find('?')
+                .map_or(uri.len(), |i| scheme_end + i)
         } else {
             uri.len()
         };
@@ -134,7 +143,8 @@ mod tests {
         assert_eq!(uri.param("missing"), None);
         assert_eq!(uri.to_string(), "local:ephemeral?curve=p384&verify");
 
-        let arn = "aws-kms:arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let arn =
+            "aws-kms:arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         let uri = KeyUri::parse(arn).expect("valid");
         assert_eq!(uri.scheme(), "aws-kms");
         assert!(uri.body().starts_with("arn:aws:kms:"));
@@ -146,7 +156,16 @@ mod tests {
 
     #[test]
     fn refuses_malformed_uris() {
-        for bad in ["", "ephemeral", "local:", "Local:x", "1x:y", "local:a\nb", "loc al:x", "local:?curve=p256"] {
+        for bad in [
+            "",
+            "ephemeral",
+            "local:",
+            "Local:x",
+            "1x:y",
+            "local:a\nb",
+            "loc al:x",
+            "local:?curve=p256",
+        ] {
             let err = KeyUri::parse(bad).expect_err(bad);
             assert_eq!(err.kind(), ErrorKind::InvalidUri, "{bad}");
         }

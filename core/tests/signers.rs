@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kmssh_core::{
-    Algorithm, Backend, EcPublicKey, EcdsaSignature, ErrorKind, KeyUri, KmsKey, KmsSigner, OpenFuture, RawSigner,
-    VerifiedSigner, async_trait,
+    Algorithm, Backend, EcPublicKey, EcdsaSignature, ErrorKind, KeyUri, KmsKey, KmsSigner,
+    OpenFuture, RawSigner, VerifiedSigner, async_trait,
 };
 use p256::elliptic_curve::Generate;
 use signature::AsyncSigner;
@@ -24,7 +24,8 @@ struct SoftKey {
 
 impl SoftKey {
     fn new(uri: &str) -> Self {
-        let signing = p256::ecdsa::SigningKey::try_generate_from_rng(&mut getrandom::SysRng).expect("rng");
+        let signing =
+            p256::ecdsa::SigningKey::try_generate_from_rng(&mut getrandom::SysRng).expect("rng");
         let public = EcPublicKey::P256(*signing.verifying_key());
         Self {
             uri: KeyUri::parse(uri).expect("test URI"),
@@ -70,14 +71,19 @@ async fn verified_signer_passes_good_signatures_and_stops_bad_ones() {
     let key = VerifiedSigner::new(SoftKey::new("soft-test:a"));
     let digest = Algorithm::EcdsaP256Sha256.digest(b"hello");
     let good = key.sign_digest(&digest).await.expect("good signature");
-    key.public_key().verify_digest(&digest, &good).expect("verifies");
+    key.public_key()
+        .verify_digest(&digest, &good)
+        .expect("verifies");
 
     key.inner().corrupt.store(true, Ordering::Relaxed);
     let err = key.sign_digest(&digest).await.expect_err("must not pass");
     assert_eq!(err.kind(), ErrorKind::BadSignature);
     assert_eq!(err.context("uri"), Some("soft-test:a"));
 
-    let err = key.sign_digest(&digest[..20]).await.expect_err("short digest");
+    let err = key
+        .sign_digest(&digest[..20])
+        .await
+        .expect_err("short digest");
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }
 
@@ -85,13 +91,24 @@ async fn verified_signer_passes_good_signatures_and_stops_bad_ones() {
 async fn registry_opens_registered_schemes_and_names_missing_features() {
     let key = kmssh_core::open("soft-test:b").await.expect("registered");
     assert_eq!(key.uri().as_str(), "soft-test:b");
-    assert!(kmssh_core::backends().iter().any(|b| b.scheme == "soft-test"));
+    assert!(
+        kmssh_core::backends()
+            .iter()
+            .any(|b| b.scheme == "soft-test")
+    );
 
-    let err = kmssh_core::open("aws-kms:alias/ca").await.expect_err("aws not linked here");
+    let err = kmssh_core::open("aws-kms:alias/ca")
+        .await
+        .expect_err("aws not linked here");
     assert_eq!(err.kind(), ErrorKind::BackendNotCompiled);
-    assert!(err.message().contains("enable Cargo feature `aws`"), "{err}");
+    assert!(
+        err.message().contains("enable Cargo feature `aws`"),
+        "{err}"
+    );
 
-    let err = kmssh_core::open("nosuch:thing").await.expect_err("unknown scheme");
+    let err = kmssh_core::open("nosuch:thing")
+        .await
+        .expect_err("unknown scheme");
     assert_eq!(err.kind(), ErrorKind::InvalidUri);
     assert!(err.message().contains("`gcp-kms:`"), "{err}");
 }
@@ -102,17 +119,28 @@ async fn async_signer_hashes_locally_and_narrows_to_the_curve() {
     let signer = KmsSigner::new(key.clone());
     let message = vec![7u8; 10_000];
 
-    let any: EcdsaSignature = AsyncSigner::<EcdsaSignature>::sign_async(&signer, &message).await.expect("sign");
+    let any: EcdsaSignature = AsyncSigner::<EcdsaSignature>::sign_async(&signer, &message)
+        .await
+        .expect("sign");
     let digest = Algorithm::EcdsaP256Sha256.digest(&message);
-    key.public_key().verify_digest(&digest, &any).expect("verifies");
+    key.public_key()
+        .verify_digest(&digest, &any)
+        .expect("verifies");
 
-    let typed = AsyncSigner::<p256::ecdsa::Signature>::sign_async(&signer, &message).await.expect("P-256");
-    let EcPublicKey::P256(vk) = key.public_key() else { panic!("P-256 key") };
+    let typed = AsyncSigner::<p256::ecdsa::Signature>::sign_async(&signer, &message)
+        .await
+        .expect("P-256");
+    let EcPublicKey::P256(vk) = key.public_key() else {
+        panic!("P-256 key")
+    };
     vk.verify_prehash(&digest, &typed).expect("typed verifies");
 
     let wrong = AsyncSigner::<p384::ecdsa::Signature>::sign_async(&signer, &message).await;
     let err = wrong.expect_err("P-384 from a P-256 key");
-    assert!(err.to_string().contains("P-384") || format!("{err:?}").contains("P-384"), "{err:?}");
+    assert!(
+        err.to_string().contains("P-384") || format!("{err:?}").contains("P-384"),
+        "{err:?}"
+    );
 }
 
 #[cfg(feature = "blocking")]
@@ -126,7 +154,10 @@ mod blocking {
         let signer = BlockingSigner::open("soft-test:d").expect("open without a runtime");
         let signature: EcdsaSignature = signer.try_sign(b"message").expect("sign");
         let digest = Algorithm::EcdsaP256Sha256.digest(b"message");
-        signer.verifying_key().verify_digest(&digest, &signature).expect("verifies");
+        signer
+            .verifying_key()
+            .verify_digest(&digest, &signature)
+            .expect("verifies");
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -140,7 +171,9 @@ mod blocking {
     #[test]
     fn blocking_signer_refuses_when_moved_into_a_runtime() {
         let signer = BlockingSigner::open("soft-test:f").expect("open");
-        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
         let result: Result<EcdsaSignature, _> = runtime.block_on(async { signer.try_sign(b"x") });
         assert!(format!("{:?}", result.expect_err("refused")).contains("async runtime"));
         drop(signer);

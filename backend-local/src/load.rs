@@ -1,0 +1,266 @@
+//! Local secret keys: generated, or read from OpenSSH, SEC1 and PKCS#8 PEM files.
+
+use std::path::Path;
+
+use kmssh_core::{Algorithm, EcPublicKey, Error, ErrorKind, Result};
+use p256::elliptic_curve::Generate;
+use zeroize::Zeroizing;
+
+/// Key files are small; anything bigger is not a key and is not read into memory.
+const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
+
+/// `id-ecPublicKey`, `rsaEncryption`, `id-Ed25519`: the PKCS#8 algorithms we can name.
+const ID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+const ID_ED25519: &str = "1.3.101.112";
+
+/// A P-256, P-384 or P-521 secret key (zeroized on drop by the curve crates).
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum SecretKey {
+    /// A P-256 key.
+    P256(p256::SecretKey),
+    /// A P-384 key.
+    P384(p384::SecretKey),
+    /// A P-521 key.
+    P521(p521::SecretKey),
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretKey({})", self.algorithm())
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidKey, message)
+}
+
+impl SecretKey {
+    /// A new random key from the operating system's RNG.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unexpected`] if the RNG fails.
+    pub fn generate(algorithm: Algorithm) -> Result<Self> {
+        let rng_failed = |e: getrandom::Error| {
+            Error::new(ErrorKind::Unexpected, "the OS RNG failed").with_source(e)
+        };
+        let mut rng = getrandom::SysRng;
+        Ok(match algorithm {
+            Algorithm::EcdsaP256Sha256 => {
+                Self::P256(p256::SecretKey::try_generate_from_rng(&mut rng).map_err(rng_failed)?)
+            }
+            Algorithm::EcdsaP384Sha384 => {
+                Self::P384(p384::SecretKey::try_generate_from_rng(&mut rng).map_err(rng_failed)?)
+            }
+            _ => Self::P521(p521::SecretKey::try_generate_from_rng(&mut rng).map_err(rng_failed)?),
+        })
+    }
+
+    /// The key's algorithm.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Self::P256(_) => Algorithm::EcdsaP256Sha256,
+            Self::P384(_) => Algorithm::EcdsaP384Sha384,
+            Self::P521(_) => Algorithm::EcdsaP521Sha512,
+        }
+    }
+
+    /// The matching public key.
+    #[must_use]
+    pub fn public_key(&self) -> EcPublicKey {
+        match self {
+            Self::P256(k) => EcPublicKey::P256(k.public_key().into()),
+            Self::P384(k) => EcPublicKey::P384(k.public_key().into()),
+            Self::P521(k) => EcPublicKey::P521(k.public_key().into()),
+        }
+    }
+
+    /// The SEC1 DER `ECPrivateKey`, for engines that import keys that way.
+    #[cfg(feature = "aws-lc")]
+    pub(crate) fn to_sec1_der(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let der = match self {
+            Self::P256(k) => k.to_sec1_der(),
+            Self::P384(k) => k.to_sec1_der(),
+            Self::P521(k) => k.to_sec1_der(),
+        };
+        der.map_err(|e| {
+            Error::new(ErrorKind::Unexpected, "cannot SEC1-encode the key")
+                .with_source(e.to_string())
+        })
+    }
+
+    /// Reads a key file (see [`SecretKey::from_pem`]).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] or [`ErrorKind::PermissionDenied`] for the file,
+    /// [`ErrorKind::InvalidKey`] for a file over 64 KiB; otherwise as [`SecretKey::from_pem`].
+    pub fn read_file(path: &Path) -> Result<Self> {
+        let io_error = |e: std::io::Error| {
+            let kind = match e.kind() {
+                std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+                _ => ErrorKind::InvalidInput,
+            };
+            Error::new(kind, format!("cannot read key file {}", path.display())).with_source(e)
+        };
+        let len = std::fs::metadata(path).map_err(io_error)?.len();
+        if len > MAX_KEY_FILE_LEN {
+            return Err(invalid(format!(
+                "{} is {len} bytes: too large to be a key file",
+                path.display()
+            )));
+        }
+        let text = Zeroizing::new(std::fs::read(path).map_err(io_error)?);
+        let text = std::str::from_utf8(&text).map_err(|_| {
+            invalid(format!(
+                "{} is not a PEM or OpenSSH text key file",
+                path.display()
+            ))
+        })?;
+        Self::from_pem(text).map_err(|e| e.with_context("path", path.display()))
+    }
+
+    /// Parses an OpenSSH private key (`BEGIN OPENSSH PRIVATE KEY`), a SEC1 key
+    /// (`BEGIN EC PRIVATE KEY`, optionally after the `EC PARAMETERS` block `openssl
+    /// ecparam -genkey` writes) or an unencrypted PKCS#8 key (`BEGIN PRIVATE KEY`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidKey`] for malformed, encrypted or inconsistent keys;
+    /// [`ErrorKind::UnsupportedAlgorithm`] naming any other key type or curve.
+    pub fn from_pem(text: &str) -> Result<Self> {
+        let block = first_private_key_block(text).ok_or_else(|| {
+            invalid("no private key found: expected an OpenSSH, SEC1 or PKCS#8 PEM private key")
+        })?;
+        if block.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+            return Self::from_openssh(block);
+        }
+        let (label, doc) = pkcs8::SecretDocument::from_pem(block)
+            .map_err(|e| invalid("malformed PEM private key").with_source(e.to_string()))?;
+        match label {
+            "EC PRIVATE KEY" => {
+                let parsed = sec1::EcPrivateKey::try_from(doc.as_bytes()).map_err(|e| {
+                    invalid("malformed SEC1 EC private key").with_source(e.to_string())
+                })?;
+                let curve = parsed
+                    .parameters
+                    .and_then(|p| p.named_curve())
+                    .ok_or_else(|| invalid("SEC1 EC private key does not name its curve"))?;
+                Self::from_der_on(
+                    Algorithm::from_curve_oid(&curve)?,
+                    doc.as_bytes(),
+                    Format::Sec1,
+                )
+            }
+            "PRIVATE KEY" => {
+                let info = pkcs8::PrivateKeyInfoRef::try_from(doc.as_bytes()).map_err(|e| {
+                    invalid("malformed PKCS#8 private key").with_source(e.to_string())
+                })?;
+                match info.algorithm.oid.to_string().as_str() {
+                    ID_EC_PUBLIC_KEY => {}
+                    RSA_ENCRYPTION => return Err(unsupported("RSA")),
+                    ID_ED25519 => return Err(unsupported("Ed25519")),
+                    other => return Err(unsupported(&format!("PKCS#8 algorithm {other}"))),
+                }
+                let curve = info.algorithm.parameters_oid().map_err(|e| {
+                    invalid("PKCS#8 EC key does not name its curve").with_source(e.to_string())
+                })?;
+                Self::from_der_on(
+                    Algorithm::from_curve_oid(&curve)?,
+                    doc.as_bytes(),
+                    Format::Pkcs8,
+                )
+            }
+            "ENCRYPTED PRIVATE KEY" => Err(invalid(
+                "encrypted PKCS#8 keys are not supported: decrypt with `openssl pkcs8 -in KEY -out PLAIN`",
+            )),
+            "RSA PRIVATE KEY" => Err(unsupported("RSA")),
+            other => Err(invalid(format!(
+                "PEM block `{other}` is not a private key kmssh reads"
+            ))),
+        }
+    }
+
+    fn from_der_on(algorithm: Algorithm, der: &[u8], format: Format) -> Result<Self> {
+        use p256::pkcs8::DecodePrivateKey;
+        let parsed = match (algorithm, format) {
+            (Algorithm::EcdsaP256Sha256, Format::Sec1) => p256::SecretKey::from_sec1_der(der)
+                .map(Self::P256)
+                .map_err(|e| e.to_string()),
+            (Algorithm::EcdsaP384Sha384, Format::Sec1) => p384::SecretKey::from_sec1_der(der)
+                .map(Self::P384)
+                .map_err(|e| e.to_string()),
+            (_, Format::Sec1) => p521::SecretKey::from_sec1_der(der)
+                .map(Self::P521)
+                .map_err(|e| e.to_string()),
+            (Algorithm::EcdsaP256Sha256, Format::Pkcs8) => p256::SecretKey::from_pkcs8_der(der)
+                .map(Self::P256)
+                .map_err(|e| e.to_string()),
+            (Algorithm::EcdsaP384Sha384, Format::Pkcs8) => p384::SecretKey::from_pkcs8_der(der)
+                .map(Self::P384)
+                .map_err(|e| e.to_string()),
+            (_, Format::Pkcs8) => p521::SecretKey::from_pkcs8_der(der)
+                .map(Self::P521)
+                .map_err(|e| e.to_string()),
+        };
+        parsed.map_err(|e| invalid(format!("malformed {algorithm} private key")).with_source(e))
+    }
+
+    fn from_openssh(text: &str) -> Result<Self> {
+        use ssh_key::private::KeypairData;
+        let key = ssh_key::PrivateKey::from_openssh(text)
+            .map_err(|e| invalid("malformed OpenSSH private key").with_source(e.to_string()))?;
+        if key.is_encrypted() {
+            return Err(invalid(
+                "the OpenSSH key is passphrase-protected: kmssh reads unencrypted keys (`ssh-keygen -p -N '' -f KEY`)",
+            ));
+        }
+        let KeypairData::Ecdsa(pair) = key.key_data() else {
+            return Err(unsupported(key.algorithm().as_str()));
+        };
+        let bytes = pair.private_key_bytes();
+        let secret = match pair.curve() {
+            ssh_key::EcdsaCurve::NistP256 => p256::SecretKey::from_slice(bytes).map(Self::P256),
+            ssh_key::EcdsaCurve::NistP384 => p384::SecretKey::from_slice(bytes).map(Self::P384),
+            ssh_key::EcdsaCurve::NistP521 => p521::SecretKey::from_slice(bytes).map(Self::P521),
+        }
+        .map_err(|_| invalid("OpenSSH ECDSA private scalar is out of range"))?;
+        if secret.public_key().to_sec1_bytes() != pair.public_key_bytes() {
+            return Err(invalid(
+                "OpenSSH key file's public key does not match its private key",
+            ));
+        }
+        Ok(secret)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Sec1,
+    Pkcs8,
+}
+
+fn unsupported(what: &str) -> Error {
+    Error::new(
+        ErrorKind::UnsupportedAlgorithm,
+        format!(
+            "{what} keys are not supported: the local backend signs with ECDSA P-256, P-384 or P-521"
+        ),
+    )
+}
+
+/// The text from the first PEM `BEGIN` line that is not `EC PARAMETERS`.
+fn first_private_key_block(text: &str) -> Option<&str> {
+    let mut rest = text;
+    loop {
+        let start = rest.find("-----BEGIN ")?;
+        let block = &rest[start..];
+        if !block.starts_with("-----BEGIN EC PARAMETERS-----") {
+            return Some(block);
+        }
+        rest = &block["-----BEGIN EC PARAMETERS-----".len()..];
+        let end = rest.find("-----END EC PARAMETERS-----")?;
+        rest = &rest[end + "-----END EC PARAMETERS-----".len()..];
+    }
+}

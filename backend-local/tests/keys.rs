@@ -1,0 +1,242 @@
+//! Opening local keys: every URI form, every file format (made by `ssh-keygen` and
+//! `openssl` at test time), both engines, and the errors for what cannot be used.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kmssh_backend_local::{LocalKey, LocalKeyOptions, SigningEngine};
+use kmssh_core::{Algorithm, ErrorKind, KeyUri, KmsKey};
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("tool runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn openssh_key(dir: &Path, name: &str, kind: &str, bits: &str) -> PathBuf {
+    let path = dir.join(name);
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-N", "", "-t", kind, "-b", bits, "-f"])
+        .arg(&path));
+    path
+}
+
+fn openssl_key(dir: &Path, name: &str, curve: &str, pkcs8: bool) -> PathBuf {
+    let path = dir.join(name);
+    if pkcs8 {
+        run(Command::new("openssl")
+            .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
+            .arg(format!("ec_paramgen_curve:{curve}"))
+            .arg("-out")
+            .arg(&path));
+    } else {
+        // Writes an `EC PARAMETERS` block before the key, as people's files often have.
+        run(Command::new("openssl")
+            .args(["ecparam", "-genkey", "-name", curve, "-out"])
+            .arg(&path));
+    }
+    path
+}
+
+async fn assert_signs(key: &LocalKey, algorithm: Algorithm) {
+    assert_eq!(key.algorithm(), algorithm);
+    let digest = algorithm.digest(b"local key test");
+    let signature = key.sign_digest(&digest).await.expect("signs");
+    key.public_key()
+        .verify_digest(&digest, &signature)
+        .expect("verifies");
+}
+
+fn uri(s: &str) -> KeyUri {
+    KeyUri::parse(s).expect("valid URI")
+}
+
+#[tokio::test]
+async fn ephemeral_keys_on_every_curve_and_engine() {
+    for engine in SigningEngine::available() {
+        for (curve, algorithm) in [
+            ("p256", Algorithm::EcdsaP256Sha256),
+            ("p384", Algorithm::EcdsaP384Sha384),
+            ("p521", Algorithm::EcdsaP521Sha512),
+        ] {
+            let key = LocalKey::open(&uri(&format!(
+                "local:ephemeral?curve={curve}&engine={engine}"
+            )))
+            .expect("opens");
+            assert_eq!(key.engine(), *engine);
+            assert_signs(&key, algorithm).await;
+        }
+    }
+    let key = LocalKey::open(&uri("local:ephemeral")).expect("default curve");
+    assert_eq!(key.algorithm(), Algorithm::EcdsaP256Sha256);
+    assert_eq!(key.engine(), SigningEngine::DEFAULT);
+}
+
+#[tokio::test]
+async fn files_in_openssh_sec1_and_pkcs8_form() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let files = [
+        (
+            openssh_key(d, "ossh256", "ecdsa", "256"),
+            Algorithm::EcdsaP256Sha256,
+        ),
+        (
+            openssh_key(d, "ossh384", "ecdsa", "384"),
+            Algorithm::EcdsaP384Sha384,
+        ),
+        (
+            openssh_key(d, "ossh521", "ecdsa", "521"),
+            Algorithm::EcdsaP521Sha512,
+        ),
+        (
+            openssl_key(d, "sec1-256.pem", "prime256v1", false),
+            Algorithm::EcdsaP256Sha256,
+        ),
+        (
+            openssl_key(d, "sec1-384.pem", "secp384r1", false),
+            Algorithm::EcdsaP384Sha384,
+        ),
+        (
+            openssl_key(d, "sec1-521.pem", "secp521r1", false),
+            Algorithm::EcdsaP521Sha512,
+        ),
+        (
+            openssl_key(d, "p8-256.pem", "P-256", true),
+            Algorithm::EcdsaP256Sha256,
+        ),
+        (
+            openssl_key(d, "p8-384.pem", "P-384", true),
+            Algorithm::EcdsaP384Sha384,
+        ),
+        (
+            openssl_key(d, "p8-521.pem", "P-521", true),
+            Algorithm::EcdsaP521Sha512,
+        ),
+    ];
+    for (path, algorithm) in &files {
+        for engine in SigningEngine::available() {
+            let options = LocalKeyOptions {
+                engine: *engine,
+                verify: true,
+            };
+            let key = LocalKey::from_file(path, options).expect("reads");
+            assert_signs(&key, *algorithm).await;
+            let via_uri =
+                LocalKey::open(&uri(&format!("local:{}?engine={engine}", path.display())))
+                    .expect("URI");
+            assert_eq!(via_uri.public_key(), key.public_key());
+        }
+    }
+    // The OpenSSH file's public half is what ssh-keygen derived: same point as ours.
+    let key = LocalKey::from_file(&files[0].0, LocalKeyOptions::default()).expect("reads");
+    let pub_line = std::fs::read_to_string(d.join("ossh256.pub")).expect("pub");
+    let blob = ssh_key::PublicKey::from_openssh(&pub_line).expect("parses");
+    let ssh_key::public::KeyData::Ecdsa(ec) = blob.key_data() else {
+        panic!("ecdsa")
+    };
+    assert_eq!(
+        ec.as_sec1_bytes(),
+        key.public_key().to_sec1_bytes().as_slice()
+    );
+}
+
+#[test]
+fn unusable_keys_and_uris_get_typed_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let kind_of = |s: &str| LocalKey::open(&uri(s)).err().map(|e| e.kind());
+
+    assert_eq!(
+        kind_of(&format!("local:{}/missing", d.display())),
+        Some(ErrorKind::NotFound)
+    );
+    assert_eq!(
+        kind_of("local:ephemeral?curve=secp256k1"),
+        Some(ErrorKind::UnsupportedAlgorithm)
+    );
+    assert_eq!(
+        kind_of("local:ephemeral?colour=blue"),
+        Some(ErrorKind::InvalidUri)
+    );
+    assert_eq!(
+        kind_of("local:ephemeral?verify=maybe"),
+        Some(ErrorKind::InvalidUri)
+    );
+    assert_eq!(
+        kind_of("local:ephemeral?engine=openssl"),
+        Some(ErrorKind::InvalidInput)
+    );
+
+    let ed = openssh_key(d, "ed", "ed25519", "256");
+    assert_eq!(
+        kind_of(&format!("local:{}", ed.display())),
+        Some(ErrorKind::UnsupportedAlgorithm)
+    );
+    let rsa = openssh_key(d, "rsa", "rsa", "2048");
+    assert_eq!(
+        kind_of(&format!("local:{}", rsa.display())),
+        Some(ErrorKind::UnsupportedAlgorithm)
+    );
+    let k1 = openssl_key(d, "k1.pem", "secp256k1", false);
+    let err = LocalKey::open(&uri(&format!("local:{}", k1.display()))).expect_err("secp256k1");
+    assert_eq!(err.kind(), ErrorKind::UnsupportedAlgorithm);
+    assert!(err.message().contains("secp256k1"), "{err}");
+    let k1_p8 = openssl_key(d, "k1p8.pem", "secp256k1", true);
+    assert_eq!(
+        kind_of(&format!("local:{}", k1_p8.display())),
+        Some(ErrorKind::UnsupportedAlgorithm)
+    );
+
+    let locked = d.join("locked");
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-N", "secret", "-t", "ecdsa", "-f"])
+        .arg(&locked));
+    let err = LocalKey::open(&uri(&format!("local:{}", locked.display()))).expect_err("encrypted");
+    assert_eq!(err.kind(), ErrorKind::InvalidKey);
+    assert!(err.message().contains("passphrase"), "{err}");
+
+    let p256 = openssh_key(d, "p", "ecdsa", "256");
+    let text = std::fs::read_to_string(&p256).expect("read");
+    for (name, contents) in [
+        ("empty", String::new()),
+        ("garbage", "not a key at all".to_owned()),
+        ("truncated", text[..text.len() / 2].to_owned()),
+        (
+            "pub",
+            std::fs::read_to_string(d.join("p.pub")).expect("pub"),
+        ),
+    ] {
+        let path = d.join(name);
+        std::fs::write(&path, contents).expect("write");
+        assert_eq!(
+            kind_of(&format!("local:{}", path.display())),
+            Some(ErrorKind::InvalidKey),
+            "{name}"
+        );
+    }
+    let big = d.join("big");
+    std::fs::write(&big, vec![b'A'; 100_000]).expect("write");
+    assert_eq!(
+        kind_of(&format!("local:{}", big.display())),
+        Some(ErrorKind::InvalidKey)
+    );
+    assert!(
+        kind_of(&format!("local:{}?curve=p384", p256.display())) == Some(ErrorKind::InvalidUri)
+    );
+}
+
+#[tokio::test]
+async fn wrong_digest_length_is_refused() {
+    let key =
+        LocalKey::generate(Algorithm::EcdsaP384Sha384, LocalKeyOptions::default()).expect("key");
+    let err = key
+        .sign_digest(&[0u8; 32])
+        .await
+        .expect_err("32 bytes for P-384");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(key.uri().as_str(), "local:ephemeral?curve=p384");
+}
