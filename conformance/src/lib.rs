@@ -1,1 +1,75 @@
+//! The kmssh conformance suite: one list of cases ([`cases`]) that every backend's test
+//! target runs against keys of every curve it offers, judged by real OpenSSH
+//! ([`openssh`]): `ssh-keygen -L`, and `sshd`/`ssh` on 127.0.0.1.
+//!
+//! A backend test target calls [`conformance_suite!`] once per key it can open:
+//!
+//! ```ignore
+//! kmssh_conformance::conformance_suite!(p256, "local:ephemeral?curve=p256");
+//! ```
 
+#![forbid(unsafe_code)]
+
+pub mod cases;
+pub mod openssh;
+
+#[cfg(feature = "local")]
+pub use kmssh_backend_local;
+
+/// Opens a key by URI for a test, with the backend's error in the panic message.
+///
+/// # Panics
+/// If the key cannot be opened.
+pub async fn open_key(uri: &str) -> std::sync::Arc<dyn kmssh_core::KmsKey> {
+    kmssh_core::open(uri)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {uri}: {e}"))
+}
+
+/// Declares a test module named `$name` running every shared case against the key
+/// `$uri` opens (an expression, evaluated per test).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($name:ident, $uri:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn key() -> ::std::sync::Arc<dyn ::kmssh_core::KmsKey> {
+                $crate::open_key(&$uri).await
+            }
+
+            $crate::conformance_suite!(@cases
+                public_key_matches_ssh_keygen,
+                sign_verify_round_trips,
+                wrong_digest_length_is_refused,
+                message_signatures_verify_with_openssl,
+                user_certificates_listed_by_ssh_keygen,
+                host_certificates_listed_by_ssh_keygen,
+                security_key_subjects_listed_by_ssh_keygen,
+                sshd_accepts_user_certificate,
+                sshd_refuses_wrong_principal,
+                sshd_refuses_expired_certificate,
+                sshd_refuses_certificate_from_another_ca,
+                sshd_runs_forced_command,
+                sshd_enforces_source_address,
+                ssh_accepts_host_certificate,
+                ssh_refuses_host_certificate_from_another_ca
+            );
+
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_issuing() {
+                $crate::cases::concurrent_issuing(key().await).await;
+            }
+        }
+    };
+    (@cases $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $case() {
+                let key = key().await;
+                $crate::cases::$case(key.as_ref()).await;
+            }
+        )*
+    };
+}

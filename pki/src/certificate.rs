@@ -275,8 +275,12 @@ pub struct VerifyOptions {
     pub cert_type: Option<CertificateType>,
 }
 
-/// The SSH signature blob for an ECDSA signature: `string alg, string(mpint r, mpint s)`.
-fn ssh_signature(signature: &EcdsaSignature) -> Result<ssh_key::Signature> {
+/// An ECDSA signature in SSH form (`string alg, string(mpint r, mpint s)`), as
+/// certificates and `SSHSIG` carry it.
+///
+/// # Errors
+/// [`Error::InvalidField`] if the signature cannot be encoded.
+pub fn ssh_signature(signature: &EcdsaSignature) -> Result<ssh_key::Signature> {
     let converted = match signature {
         EcdsaSignature::P256(s) => ssh_key::Signature::try_from(s),
         EcdsaSignature::P384(s) => ssh_key::Signature::try_from(s),

@@ -25,7 +25,8 @@ mod params;
 
 pub use certificate::{
     Certificate, MIN_RSA_BITS, NONCE_LEN, VerifyOptions, cert_path_for, check_subject_key, issue,
-    issue_at, issue_with_nonce, parse_subject_key, pubkey_string, ssh_public_key, unix_now,
+    issue_at, issue_with_nonce, parse_subject_key, pubkey_string, ssh_public_key, ssh_signature,
+    unix_now,
 };
 pub use csr::CertificateSigningRequest;
 pub use error::{Error, Field, Result, VerifyFailure};

@@ -1,0 +1,55 @@
+//! The conformance suite against the local backend: every curve, every signing engine
+//! compiled in (AWS-LC by default, RustCrypto always).
+
+use kmssh_backend_local as _;
+use kmssh_conformance::conformance_suite;
+
+conformance_suite!(
+    p256_rustcrypto,
+    "local:ephemeral?curve=p256&engine=rustcrypto"
+);
+conformance_suite!(
+    p384_rustcrypto,
+    "local:ephemeral?curve=p384&engine=rustcrypto"
+);
+conformance_suite!(
+    p521_rustcrypto,
+    "local:ephemeral?curve=p521&engine=rustcrypto"
+);
+
+#[cfg(feature = "local-aws-lc")]
+conformance_suite!(p256_aws_lc, "local:ephemeral?curve=p256&engine=aws-lc");
+#[cfg(feature = "local-aws-lc")]
+conformance_suite!(p384_aws_lc, "local:ephemeral?curve=p384&engine=aws-lc");
+#[cfg(feature = "local-aws-lc")]
+conformance_suite!(p521_aws_lc, "local:ephemeral?curve=p521&engine=aws-lc");
+
+/// A file key reached through the registry (`local:PATH`) runs the same cases.
+mod file_key {
+    use std::sync::OnceLock;
+
+    static KEY_FILE: OnceLock<String> = OnceLock::new();
+
+    /// One OpenSSH P-384 key file made by ssh-keygen, shared by this module's tests.
+    pub fn uri() -> String {
+        KEY_FILE
+            .get_or_init(|| {
+                let dir =
+                    std::env::temp_dir().join(format!("kmssh-conformance-{}", std::process::id()));
+                std::fs::create_dir_all(&dir).expect("dir");
+                let path = dir.join("ca_key");
+                if !path.exists() {
+                    let out = std::process::Command::new("ssh-keygen")
+                        .args(["-q", "-N", "", "-t", "ecdsa", "-b", "384", "-f"])
+                        .arg(&path)
+                        .output()
+                        .expect("ssh-keygen");
+                    assert!(out.status.success());
+                }
+                format!("local:{}", path.display())
+            })
+            .clone()
+    }
+}
+
+conformance_suite!(p384_file, file_key::uri());
