@@ -1,1 +1,138 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, in plain Rust so it runs wherever cargo does.
+//!
+//! ```text
+//! cargo xtask demo                                issue a certificate with a local key, show ssh-keygen -L
+//! cargo xtask conformance --backend local|all     run the shared suite against a backend
+//! cargo xtask ci                                  fmt, clippy, tests, every conformance target
+//! cargo xtask bench                               signing and issuing rates, with ratios
+//! ```
+
+use std::process::{Command, ExitCode};
+
+/// Backends whose conformance target exists, and how to run each build of it.
+const BACKENDS: &[&str] = &["local"];
+/// Backends the architecture names whose crates have not landed yet.
+const PLANNED: &[&str] = &["aws", "gcp", "azure"];
+
+/// Crates no build of `kmssh-pki` may pull in: it must stay offline and runtime-free.
+const PKI_FORBIDDEN: &[&str] = &["tokio", "hyper", "reqwest", "aws-", "google-", "azure_"];
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+fn run(step: &str, command: &mut Command) -> Result<(), String> {
+    eprintln!("==> {step}: {command:?}");
+    let status = command.status().map_err(|e| format!("{step}: cannot start: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{step} failed ({status})")) }
+}
+
+fn conformance(backend: &str) -> Result<(), String> {
+    match backend {
+        "local" => {
+            run(
+                "conformance local (AWS-LC and RustCrypto engines)",
+                cargo().args(["test", "-p", "kmssh-conformance", "--test", "local"]),
+            )?;
+            run(
+                "conformance local (pure-Rust build, no aws-lc feature)",
+                cargo().args([
+                    "test",
+                    "-p",
+                    "kmssh-conformance",
+                    "--no-default-features",
+                    "--features",
+                    "local",
+                    "--test",
+                    "local",
+                ]),
+            )
+        }
+        "all" => BACKENDS.iter().try_for_each(|b| conformance(b)),
+        other if PLANNED.contains(&other) => Err(format!(
+            "backend {other} has no conformance target yet: its crate arrives with its own issue"
+        )),
+        other => Err(format!("unknown backend {other:?}: expected one of local, aws, gcp, azure, all")),
+    }
+}
+
+fn check_pki_tree() -> Result<(), String> {
+    eprintln!("==> kmssh-pki dependency tree (normal edges) has no runtime, HTTP or cloud crate");
+    let out = cargo()
+        .args(["tree", "-p", "kmssh-pki", "-e", "normal", "--prefix", "none"])
+        .output()
+        .map_err(|e| format!("cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo tree failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let bad: Vec<&str> = tree
+        .lines()
+        .filter(|line| PKI_FORBIDDEN.iter().any(|f| line.starts_with(f)))
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("kmssh-pki depends on forbidden crates: {bad:?}"))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    run("format", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(
+        "clippy (all features)",
+        cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]),
+    )?;
+    run(
+        "clippy (backend-local without aws-lc)",
+        cargo().args([
+            "clippy",
+            "-p",
+            "kmssh-backend-local",
+            "--all-targets",
+            "--no-default-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    check_pki_tree()?;
+    run(
+        "unit and integration tests",
+        cargo().args(["test", "--workspace", "--all-features", "--exclude", "kmssh-conformance"]),
+    )?;
+    run(
+        "backend-local tests without aws-lc",
+        cargo().args(["test", "-p", "kmssh-backend-local", "--no-default-features"]),
+    )?;
+    run(
+        "documentation builds without warnings",
+        cargo().args(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    conformance("all")
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["demo", rest @ ..] => run(
+            "demo",
+            cargo().args(["run", "--quiet", "-p", "kmssh-conformance", "--example", "issue_certificate", "--"]).args(rest),
+        ),
+        ["conformance", "--backend", backend] => conformance(backend),
+        ["conformance"] => conformance("all"),
+        ["ci"] => ci(),
+        ["bench", rest @ ..] => run(
+            "bench",
+            cargo().args(["bench", "-p", "kmssh-conformance", "--bench", "local", "--"]).args(rest),
+        ),
+        _ => Err("usage: cargo xtask demo | conformance [--backend local|aws|gcp|azure|all] | ci | bench".to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Local signing and issuing rates, side by side in one run (`cargo xtask bench`):
+//! for each curve and engine, raw signatures per second (the crypto library's own rate,
+//! the peer to beat), certificates per second on one core and on every core, and
+//! `ssh-keygen -s` issuing the same kind of certificate, with the ratios between them.
+//!
+//! Options: `--seconds S` per measurement (default 1.0), `--keygen-runs N` (default 40).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kmssh_backend_local::{LocalKey, LocalKeyOptions, SigningEngine};
+use kmssh_core::{Algorithm, KmsKey};
+use kmssh_pki::{CertificateParameters, issue, parse_subject_key};
+
+const SUBJECT: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
+/// Certificates in flight at once in the batch measurement.
+const BATCH_CONCURRENCY: usize = 64;
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+/// Runs `step` until `budget` has passed; returns operations per second.
+fn measure(budget: Duration, mut step: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut count = 0usize;
+    while start.elapsed() < budget {
+        for _ in 0..16 {
+            step();
+        }
+        count += 16;
+    }
+    rate(count, start.elapsed())
+}
+
+fn params() -> CertificateParameters {
+    let mut params = CertificateParameters::user();
+    params.principal("alice").and_then(|p| p.key_id("alice@example.com")).expect("parameters");
+    params
+}
+
+async fn batch_rate(key: Arc<LocalKey>, budget: Duration) -> f64 {
+    let subject = parse_subject_key(SUBJECT).expect("subject");
+    let start = Instant::now();
+    let mut lanes = tokio::task::JoinSet::new();
+    for _ in 0..BATCH_CONCURRENCY {
+        let (key, subject) = (key.clone(), subject.clone());
+        lanes.spawn(async move {
+            let params = params();
+            let mut issued = 0usize;
+            while start.elapsed() < budget {
+                issue(key.as_ref(), &subject, &params).await.expect("issue");
+                issued += 1;
+                tokio::task::yield_now().await;
+            }
+            issued
+        });
+    }
+    let mut total = 0;
+    while let Some(n) = lanes.join_next().await {
+        total += n.expect("lane");
+    }
+    rate(total, start.elapsed())
+}
+
+/// `ssh-keygen -s` issuing certificates one process at a time, with a CA of the same curve.
+fn ssh_keygen_rate(algorithm: Algorithm, runs: usize) -> Option<f64> {
+    let dir = tempfile::tempdir().ok()?;
+    let bits = &algorithm.curve_name()[2..];
+    let ca = dir.path().join("ca");
+    let user = dir.path().join("user.pub");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-N", "", "-t", "ecdsa", "-b", bits, "-f"])
+        .arg(&ca)
+        .status()
+        .ok()?;
+    std::fs::write(&user, SUBJECT).ok()?;
+    if !made.success() {
+        return None;
+    }
+    let start = Instant::now();
+    for i in 0..runs {
+        let ok = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(&ca)
+            .args(["-I", "alice@example.com", "-n", "alice", "-V", "-1m:+1h", "-z", &i.to_string()])
+            .arg(&user)
+            .status()
+            .ok()?
+            .success();
+        if !ok {
+            return None;
+        }
+    }
+    Some(rate(runs, start.elapsed()))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let budget = Duration::from_secs_f64(option("--seconds").and_then(|s| s.parse().ok()).unwrap_or(1.0));
+    let keygen_runs = option("--keygen-runs").and_then(|s| s.parse().ok()).unwrap_or(40);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+
+    println!("kmssh local backend, {budget:?} per measurement, {cores} cores, batch concurrency {BATCH_CONCURRENCY}");
+    println!(
+        "{:<7} {:<11} {:>12} {:>14} {:>10} {:>14} {:>10} {:>15} {:>12}",
+        "curve", "engine", "raw sig/s", "certs/s 1core", "cert/raw", "certs/s batch", "batch/1", "ssh-keygen -s/s", "1core/keygen"
+    );
+    let subject = parse_subject_key(SUBJECT).expect("subject");
+    let digests: Vec<_> = (0..256u32).map(|i| i.to_le_bytes()).collect();
+    for algorithm in Algorithm::ALL {
+        let keygen = ssh_keygen_rate(algorithm, keygen_runs);
+        for &engine in SigningEngine::available() {
+            let key = Arc::new(LocalKey::generate(algorithm, LocalKeyOptions { engine, verify: false }).expect("key"));
+            let prepared: Vec<_> = digests.iter().map(|m| algorithm.digest(m)).collect();
+            let mut i = 0usize;
+            let raw = measure(budget, || {
+                i = (i + 1) % prepared.len();
+                std::hint::black_box(key.sign_digest_sync(&prepared[i]).expect("sign"));
+            });
+
+            let one_core = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let params = params();
+            let certs = measure(budget, || {
+                std::hint::black_box(one_core.block_on(issue(key.as_ref(), &subject, &params)).expect("issue"));
+            });
+
+            let all_cores = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(cores)
+                .build()
+                .expect("runtime");
+            let batch = all_cores.block_on(batch_rate(key.clone(), budget));
+
+            let (keygen_text, keygen_ratio) = match keygen {
+                Some(k) => (format!("{k:.0}"), format!("{:.0}x", certs / k)),
+                None => ("n/a".to_owned(), "n/a".to_owned()),
+            };
+            println!(
+                "{:<7} {:<11} {:>12.0} {:>14.0} {:>10.2} {:>14.0} {:>10.2} {:>15} {:>12}",
+                algorithm.curve_name(),
+                engine.as_str(),
+                raw,
+                certs,
+                certs / raw,
+                batch,
+                batch / certs,
+                keygen_text,
+                keygen_ratio
+            );
+            let _ = key.public_key();
+        }
+    }
+}
