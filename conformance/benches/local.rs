@@ -12,7 +12,8 @@ use kmssh_backend_local::{LocalKey, LocalKeyOptions, SigningEngine};
 use kmssh_core::{Algorithm, KmsKey};
 use kmssh_pki::{CertificateParameters, issue, parse_subject_key};
 
-const SUBJECT: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
+const SUBJECT: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
 /// Certificates in flight at once in the batch measurement.
 const BATCH_CONCURRENCY: usize = 64;
 
@@ -35,7 +36,10 @@ fn measure(budget: Duration, mut step: impl FnMut()) -> f64 {
 
 fn params() -> CertificateParameters {
     let mut params = CertificateParameters::user();
-    params.principal("alice").and_then(|p| p.key_id("alice@example.com")).expect("parameters");
+    params
+        .principal("alice")
+        .and_then(|p| p.key_id("alice@example.com"))
+        .expect("parameters");
     params
 }
 
@@ -83,7 +87,16 @@ fn ssh_keygen_rate(algorithm: Algorithm, runs: usize) -> Option<f64> {
         let ok = std::process::Command::new("ssh-keygen")
             .args(["-q", "-s"])
             .arg(&ca)
-            .args(["-I", "alice@example.com", "-n", "alice", "-V", "-1m:+1h", "-z", &i.to_string()])
+            .args([
+                "-I",
+                "alice@example.com",
+                "-n",
+                "alice",
+                "-V",
+                "-1m:+1h",
+                "-z",
+                &i.to_string(),
+            ])
             .arg(&user)
             .status()
             .ok()?
@@ -97,22 +110,52 @@ fn ssh_keygen_rate(algorithm: Algorithm, runs: usize) -> Option<f64> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let budget = Duration::from_secs_f64(option("--seconds").and_then(|s| s.parse().ok()).unwrap_or(1.0));
-    let keygen_runs = option("--keygen-runs").and_then(|s| s.parse().ok()).unwrap_or(40);
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let budget = Duration::from_secs_f64(
+        option("--seconds")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1.0),
+    );
+    let keygen_runs = option("--keygen-runs")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
 
-    println!("kmssh local backend, {budget:?} per measurement, {cores} cores, batch concurrency {BATCH_CONCURRENCY}");
+    println!(
+        "kmssh local backend, {budget:?} per measurement, {cores} cores, batch concurrency {BATCH_CONCURRENCY}"
+    );
     println!(
         "{:<7} {:<11} {:>12} {:>14} {:>10} {:>14} {:>10} {:>15} {:>12}",
-        "curve", "engine", "raw sig/s", "certs/s 1core", "cert/raw", "certs/s batch", "batch/1", "ssh-keygen -s/s", "1core/keygen"
+        "curve",
+        "engine",
+        "raw sig/s",
+        "certs/s 1core",
+        "cert/raw",
+        "certs/s batch",
+        "batch/1",
+        "ssh-keygen -s/s",
+        "1core/keygen"
     );
     let subject = parse_subject_key(SUBJECT).expect("subject");
     let digests: Vec<_> = (0..256u32).map(|i| i.to_le_bytes()).collect();
     for algorithm in Algorithm::ALL {
         let keygen = ssh_keygen_rate(algorithm, keygen_runs);
         for &engine in SigningEngine::available() {
-            let key = Arc::new(LocalKey::generate(algorithm, LocalKeyOptions { engine, verify: false }).expect("key"));
+            let key = Arc::new(
+                LocalKey::generate(
+                    algorithm,
+                    LocalKeyOptions {
+                        engine,
+                        verify: false,
+                    },
+                )
+                .expect("key"),
+            );
             let prepared: Vec<_> = digests.iter().map(|m| algorithm.digest(m)).collect();
             let mut i = 0usize;
             let raw = measure(budget, || {
@@ -120,10 +163,16 @@ fn main() {
                 std::hint::black_box(key.sign_digest_sync(&prepared[i]).expect("sign"));
             });
 
-            let one_core = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let one_core = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
             let params = params();
             let certs = measure(budget, || {
-                std::hint::black_box(one_core.block_on(issue(key.as_ref(), &subject, &params)).expect("issue"));
+                std::hint::black_box(
+                    one_core
+                        .block_on(issue(key.as_ref(), &subject, &params))
+                        .expect("issue"),
+                );
             });
 
             let all_cores = tokio::runtime::Builder::new_multi_thread()

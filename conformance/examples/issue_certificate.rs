@@ -26,8 +26,12 @@ async fn main() -> ExitCode {
 
 async fn demo() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let ca_uri = args.next().unwrap_or_else(|| "local:ephemeral?curve=p256".to_owned());
-    let out_dir = args.next().map_or_else(|| PathBuf::from("target/kmssh-demo"), PathBuf::from);
+    let ca_uri = args
+        .next()
+        .unwrap_or_else(|| "local:ephemeral?curve=p256".to_owned());
+    let out_dir = args
+        .next()
+        .map_or_else(|| PathBuf::from("target/kmssh-demo"), PathBuf::from);
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
 
     let ca = kmssh_core::open(&ca_uri).await.map_err(|e| e.to_string())?;
@@ -46,7 +50,8 @@ async fn demo() -> Result<(), String> {
     if !keygen.success() {
         return Err("ssh-keygen could not make the user key".into());
     }
-    let subject_line = std::fs::read_to_string(user_key.with_extension("pub")).map_err(|e| e.to_string())?;
+    let subject_line =
+        std::fs::read_to_string(user_key.with_extension("pub")).map_err(|e| e.to_string())?;
     let subject = parse_subject_key(&subject_line).map_err(|e| e.to_string())?;
 
     let user = kmssh_conformance::openssh::current_user();
@@ -55,7 +60,9 @@ async fn demo() -> Result<(), String> {
         .principal(user.clone())
         .and_then(|p| p.key_id(format!("{user}@kmssh-demo")))
         .map_err(|e| e.to_string())?;
-    let cert = issue(ca.as_ref(), &subject, &params).await.map_err(|e| e.to_string())?;
+    let cert = issue(ca.as_ref(), &subject, &params)
+        .await
+        .map_err(|e| e.to_string())?;
     let cert_path = cert_path_for(&user_key);
     std::fs::write(&cert_path, cert.cert_string("demo-user") + "\n").map_err(|e| e.to_string())?;
 
@@ -68,5 +75,9 @@ async fn demo() -> Result<(), String> {
         .arg(&cert_path)
         .status()
         .map_err(|e| format!("ssh-keygen -L: {e}"))?;
-    if listing.success() { Ok(()) } else { Err("ssh-keygen -L refused the certificate".into()) }
+    if listing.success() {
+        Ok(())
+    } else {
+        Err("ssh-keygen -L refused the certificate".into())
+    }
 }

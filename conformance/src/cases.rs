@@ -122,7 +122,9 @@ pub async fn message_signatures_verify_with_openssl(key: &dyn KmsKey) {
         ("over-4k", 5000),
         ("one-mib", 1 << 20),
     ] {
-        let message: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let message: Vec<u8> = (0..size)
+            .map(|i| u8::try_from(i % 251).unwrap_or_default())
+            .collect();
         let signature = key.sign_message(&message).await.expect("sign_message");
         let msg_path = dir.path().join(name);
         let sig_path = dir.path().join(format!("{name}.sig"));

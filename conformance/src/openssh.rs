@@ -197,10 +197,10 @@ pub fn expected_validity(valid_after: u64, valid_before: u64) -> String {
 /// The user sshd tests log in as: whoever runs the tests.
 #[must_use]
 pub fn current_user() -> String {
-    if let Ok(user) = std::env::var("USER") {
-        if !user.is_empty() {
-            return user;
-        }
+    if let Ok(user) = std::env::var("USER")
+        && !user.is_empty()
+    {
+        return user;
     }
     let out = Command::new("id").arg("-un").output().expect("id -un runs");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()

@@ -232,13 +232,13 @@ impl Certificate {
                 return fail(VerifyFailure::UnknownCriticalOption { name: name.clone() });
             }
         }
-        if let Some(expected) = options.cert_type {
-            if expected != self.cert_type() {
-                return fail(VerifyFailure::WrongType {
-                    expected: expected.as_str(),
-                    found: self.cert_type().as_str(),
-                });
-            }
+        if let Some(expected) = options.cert_type
+            && expected != self.cert_type()
+        {
+            return fail(VerifyFailure::WrongType {
+                expected: expected.as_str(),
+                found: self.cert_type().as_str(),
+            });
         }
         let at = options.at.unwrap_or_else(unix_now);
         if at < cert.valid_after() {
@@ -253,12 +253,12 @@ impl Certificate {
                 valid_before: cert.valid_before(),
             });
         }
-        if let Some(principal) = &options.principal {
-            if !cert.valid_principals().iter().any(|p| p == principal) {
-                return fail(VerifyFailure::PrincipalNotListed {
-                    principal: principal.clone(),
-                });
-            }
+        if let Some(principal) = &options.principal
+            && !cert.valid_principals().iter().any(|p| p == principal)
+        {
+            return fail(VerifyFailure::PrincipalNotListed {
+                principal: principal.clone(),
+            });
         }
         Ok(())
     }

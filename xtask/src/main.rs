@@ -23,13 +23,20 @@ fn cargo() -> Command {
 
 fn run(step: &str, command: &mut Command) -> Result<(), String> {
     eprintln!("==> {step}: {command:?}");
-    let status = command.status().map_err(|e| format!("{step}: cannot start: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{step} failed ({status})")) }
+    let status = command
+        .status()
+        .map_err(|e| format!("{step}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step} failed ({status})"))
+    }
 }
 
 fn conformance(backend: &str) -> Result<(), String> {
     match backend {
         "local" => {
+            prerequisites()?;
             run(
                 "conformance local (AWS-LC and RustCrypto engines)",
                 cargo().args(["test", "-p", "kmssh-conformance", "--test", "local"]),
@@ -52,18 +59,31 @@ fn conformance(backend: &str) -> Result<(), String> {
         other if PLANNED.contains(&other) => Err(format!(
             "backend {other} has no conformance target yet: its crate arrives with its own issue"
         )),
-        other => Err(format!("unknown backend {other:?}: expected one of local, aws, gcp, azure, all")),
+        other => Err(format!(
+            "unknown backend {other:?}: expected one of local, aws, gcp, azure, all"
+        )),
     }
 }
 
 fn check_pki_tree() -> Result<(), String> {
     eprintln!("==> kmssh-pki dependency tree (normal edges) has no runtime, HTTP or cloud crate");
     let out = cargo()
-        .args(["tree", "-p", "kmssh-pki", "-e", "normal", "--prefix", "none"])
+        .args([
+            "tree",
+            "-p",
+            "kmssh-pki",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
         .output()
         .map_err(|e| format!("cargo tree: {e}"))?;
     if !out.status.success() {
-        return Err(format!("cargo tree failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let tree = String::from_utf8_lossy(&out.stdout);
     let bad: Vec<&str> = tree
@@ -77,11 +97,66 @@ fn check_pki_tree() -> Result<(), String> {
     }
 }
 
+/// Installs what the OpenSSH-judged tests need when it is missing (Debian packages), and
+/// the directory sshd's privilege separation requires.
+fn prerequisites() -> Result<(), String> {
+    let have = |path: &str| std::path::Path::new(path).exists();
+    let on_path = |tool: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let sudo = |args: &[&str]| {
+        let mut c = if root {
+            Command::new(args[0])
+        } else {
+            Command::new("sudo")
+        };
+        c.args(if root { &args[1..] } else { args })
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    if !have("/usr/sbin/sshd") || !on_path("ssh-keygen") || !on_path("openssl") {
+        run("apt-get update", &mut sudo(&["apt-get", "update", "-qq"]))?;
+        run(
+            "install OpenSSH and OpenSSL",
+            &mut sudo(&[
+                "apt-get",
+                "install",
+                "-y",
+                "-qq",
+                "openssh-server",
+                "openssh-client",
+                "openssl",
+            ]),
+        )?;
+    }
+    if !have("/run/sshd") {
+        run("create /run/sshd", &mut sudo(&["mkdir", "-p", "/run/sshd"]))?;
+    }
+    Ok(())
+}
+
 fn ci() -> Result<(), String> {
+    prerequisites()?;
     run("format", cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(
         "clippy (all features)",
-        cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     run(
         "clippy (backend-local without aws-lc)",
@@ -99,7 +174,13 @@ fn ci() -> Result<(), String> {
     check_pki_tree()?;
     run(
         "unit and integration tests",
-        cargo().args(["test", "--workspace", "--all-features", "--exclude", "kmssh-conformance"]),
+        cargo().args([
+            "test",
+            "--workspace",
+            "--all-features",
+            "--exclude",
+            "kmssh-conformance",
+        ]),
     )?;
     run(
         "backend-local tests without aws-lc",
@@ -107,7 +188,9 @@ fn ci() -> Result<(), String> {
     )?;
     run(
         "documentation builds without warnings",
-        cargo().args(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"),
+        cargo()
+            .args(["doc", "--workspace", "--no-deps", "--all-features"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     conformance("all")
 }
