@@ -389,13 +389,30 @@ impl LoginSetup {
         certificate: Option<&Path>,
         command: &str,
     ) -> std::process::Output {
+        self.login_knowing(
+            sshd,
+            certificate,
+            &self.plain_known_hosts(sshd.port()),
+            command,
+        )
+        .await
+    }
+
+    /// Logs in with `known_hosts` as all the client knows of the server.
+    async fn login_knowing(
+        &self,
+        sshd: &Sshd,
+        certificate: Option<&Path>,
+        known_hosts: &str,
+        command: &str,
+    ) -> std::process::Output {
         SshLogin {
             dir: self.dir.path(),
             port: sshd.port(),
             user: &self.user,
             identity: &self.user_key,
             certificate,
-            known_hosts: &self.plain_known_hosts(sshd.port()),
+            known_hosts,
             command,
         }
         .run()
@@ -566,20 +583,13 @@ async fn host_certificate_login(
     let host_cert = write_certificate(key, &setup.host_key, &host_params).await;
     let user_cert = write_certificate(key, &setup.user_key, &setup.user_params()).await;
     let sshd = setup.sshd(key, Some(&host_cert));
-    let output = SshLogin {
-        dir: setup.dir.path(),
-        port: sshd.port(),
-        user: &setup.user,
-        identity: &setup.user_key,
-        certificate: Some(&user_cert),
-        known_hosts: &format!(
-            "@cert-authority [127.0.0.1]:{} {trusted_ca_line}",
-            sshd.port()
-        ),
-        command: "echo host-verified",
-    }
-    .run()
-    .await;
+    let known_hosts = format!(
+        "@cert-authority [127.0.0.1]:{} {trusted_ca_line}",
+        sshd.port()
+    );
+    let output = setup
+        .login_knowing(&sshd, Some(&user_cert), &known_hosts, "echo host-verified")
+        .await;
     (output, sshd)
 }
 
