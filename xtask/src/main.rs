@@ -39,7 +39,15 @@ fn conformance(backend: &str) -> Result<(), String> {
             prerequisites()?;
             run(
                 "conformance local (AWS-LC and RustCrypto engines)",
-                cargo().args(["test", "-p", "kmssh-conformance", "--test", "local"]),
+                cargo().args([
+                    "test",
+                    "-p",
+                    "kmssh-conformance",
+                    "--test",
+                    "local",
+                    "--test",
+                    "registry",
+                ]),
             )?;
             run(
                 "conformance local (pure-Rust build, no aws-lc feature)",

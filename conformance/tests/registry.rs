@@ -1,0 +1,39 @@
+//! The registry sees exactly the backends this build links, and names the Cargo feature
+//! for the ones it does not.
+
+use kmssh_backend_local as _;
+use kmssh_core::{ErrorKind, KNOWN_SCHEMES};
+
+#[test]
+fn registry_lists_exactly_the_linked_backends() {
+    let schemes: Vec<&str> = kmssh_core::backends().iter().map(|b| b.scheme).collect();
+    assert_eq!(schemes, ["local"]);
+    for backend in kmssh_core::backends() {
+        assert!(!backend.description.is_empty());
+        assert!(KNOWN_SCHEMES.iter().any(|(s, _)| *s == backend.scheme));
+    }
+}
+
+#[tokio::test]
+async fn schemes_not_compiled_in_name_their_feature() {
+    for (uri, feature) in [
+        ("aws-kms:alias/ssh-ca", "aws"),
+        (
+            "gcp-kms:projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
+            "gcp",
+        ),
+        ("azure-kv:https://v.vault.azure.net/keys/ca", "azure"),
+    ] {
+        let err = kmssh_core::open(uri).await.expect_err("not linked");
+        assert_eq!(err.kind(), ErrorKind::BackendNotCompiled, "{uri}");
+        assert!(
+            err.message()
+                .contains(&format!("enable Cargo feature `{feature}`")),
+            "{err}"
+        );
+    }
+    let key = kmssh_core::open("local:ephemeral?curve=p521")
+        .await
+        .expect("local is linked");
+    assert_eq!(key.algorithm(), kmssh_core::Algorithm::EcdsaP521Sha512);
+}
