@@ -34,18 +34,23 @@ mod file_key {
     pub fn uri() -> String {
         KEY_FILE
             .get_or_init(|| {
-                let dir =
-                    std::env::temp_dir().join(format!("kmssh-conformance-{}", std::process::id()));
+                // Under target/, so nothing is left behind outside the build directory.
+                let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("local-file-key");
                 std::fs::create_dir_all(&dir).expect("dir");
-                let path = dir.join("ca_key");
-                if !path.exists() {
-                    let out = std::process::Command::new("ssh-keygen")
-                        .args(["-q", "-N", "", "-t", "ecdsa", "-b", "384", "-f"])
-                        .arg(&path)
-                        .output()
-                        .expect("ssh-keygen");
-                    assert!(out.status.success());
-                }
+                let path = dir.join(format!("ca_key-{}", std::process::id()));
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(path.with_extension("pub"));
+                let out = std::process::Command::new("ssh-keygen")
+                    .args(["-q", "-N", "", "-t", "ecdsa", "-b", "384", "-f"])
+                    .arg(&path)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .expect("ssh-keygen");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 format!("local:{}", path.display())
             })
             .clone()
