@@ -209,8 +209,16 @@ impl SecretKey {
 
     fn from_openssh(text: &str) -> Result<Self> {
         use ssh_key::private::KeypairData;
-        let key = ssh_key::PrivateKey::from_openssh(text)
-            .map_err(|e| invalid("malformed OpenSSH private key").with_source(e.to_string()))?;
+        let key = match ssh_key::PrivateKey::from_openssh(text) {
+            Ok(key) => key,
+            // ssh-key 0.7.0-rc.12 refuses an ECDSA scalar whose mpint is under 32 bytes
+            // (a leading zero byte: 1 in 256 P-256 keys that ssh-keygen makes).
+            Err(e) => {
+                return openssh_ecdsa_unencrypted(text).map_err(|_| {
+                    invalid("malformed OpenSSH private key").with_source(e.to_string())
+                });
+            }
+        };
         if key.is_encrypted() {
             return Err(invalid(
                 "the OpenSSH key is passphrase-protected: kmssh reads unencrypted keys (`ssh-keygen -p -N '' -f KEY`)",
@@ -233,6 +241,78 @@ impl SecretKey {
         }
         Ok(secret)
     }
+}
+
+/// Reads an unencrypted `openssh-key-v1` ECDSA key directly (PROTOCOL.key): the fallback
+/// for keys `ssh-key` cannot read (see [`SecretKey::from_openssh`]).
+fn openssh_ecdsa_unencrypted(text: &str) -> Result<SecretKey> {
+    use base64ct::Encoding as _;
+    use ssh_key::encoding::Decode;
+    const MAGIC: &[u8] = b"openssh-key-v1\0";
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.trim().chars())
+        .collect();
+    let blob = Zeroizing::new(
+        base64ct::Base64::decode_vec(&body)
+            .map_err(|_| invalid("OpenSSH private key is not base64"))?,
+    );
+    let malformed = |_| invalid("malformed OpenSSH private key");
+    let mut reader = blob
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| invalid("not an openssh-key-v1 key"))?;
+    let cipher = String::decode(&mut reader).map_err(malformed)?;
+    let _kdf = String::decode(&mut reader).map_err(malformed)?;
+    let _kdf_options = Vec::<u8>::decode(&mut reader).map_err(malformed)?;
+    let count = u32::decode(&mut reader).map_err(malformed)?;
+    if cipher != "none" || count != 1 {
+        return Err(invalid(
+            "only unencrypted single-key OpenSSH files are read",
+        ));
+    }
+    let _public = Vec::<u8>::decode(&mut reader).map_err(malformed)?;
+    let private = Zeroizing::new(Vec::<u8>::decode(&mut reader).map_err(malformed)?);
+    let mut reader = private.as_slice();
+    let (check1, check2) = (
+        u32::decode(&mut reader).map_err(malformed)?,
+        u32::decode(&mut reader).map_err(malformed)?,
+    );
+    if check1 != check2 {
+        return Err(invalid(
+            "OpenSSH private key check bytes differ: corrupt file",
+        ));
+    }
+    let key_type = String::decode(&mut reader).map_err(malformed)?;
+    if !key_type.starts_with("ecdsa-sha2-") {
+        return Err(unsupported(&key_type));
+    }
+    let curve = String::decode(&mut reader).map_err(malformed)?;
+    let algorithm: Algorithm = curve.parse()?;
+    let point = Vec::<u8>::decode(&mut reader).map_err(malformed)?;
+    let scalar = Zeroizing::new(Vec::<u8>::decode(&mut reader).map_err(malformed)?);
+    let digits = scalar
+        .iter()
+        .position(|&b| b != 0)
+        .map_or(&[][..], |i| &scalar[i..]);
+    let field = algorithm.field_len();
+    if digits.is_empty() || digits.len() > field {
+        return Err(invalid("OpenSSH ECDSA private scalar is out of range"));
+    }
+    let mut padded = Zeroizing::new(vec![0u8; field]);
+    padded[field - digits.len()..].copy_from_slice(digits);
+    let secret = match algorithm {
+        Algorithm::EcdsaP256Sha256 => p256::SecretKey::from_slice(&padded).map(SecretKey::P256),
+        Algorithm::EcdsaP384Sha384 => p384::SecretKey::from_slice(&padded).map(SecretKey::P384),
+        _ => p521::SecretKey::from_slice(&padded).map(SecretKey::P521),
+    }
+    .map_err(|_| invalid("OpenSSH ECDSA private scalar is out of range"))?;
+    if secret.public_key().to_sec1_bytes() != point {
+        return Err(invalid(
+            "OpenSSH key file's public key does not match its private key",
+        ));
+    }
+    Ok(secret)
 }
 
 #[derive(Clone, Copy)]

@@ -240,3 +240,107 @@ async fn wrong_digest_length_is_refused() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert_eq!(key.uri().as_str(), "local:ephemeral?curve=p384");
 }
+
+/// Encodes an unencrypted `openssh-key-v1` file the way ssh-keygen does, with the private
+/// scalar as a minimal mpint.
+fn openssh_file(curve: &str, point: &[u8], scalar: &[u8]) -> String {
+    use ssh_key::encoding::Encode;
+    let key_type = format!("ecdsa-sha2-{curve}");
+    let mut public = Vec::new();
+    key_type.encode(&mut public).expect("enc");
+    curve.encode(&mut public).expect("enc");
+    point.encode(&mut public).expect("enc");
+    let digits: Vec<u8> = scalar.iter().copied().skip_while(|&b| b == 0).collect();
+    let mpint = if digits[0] & 0x80 != 0 {
+        [&[0u8][..], &digits].concat()
+    } else {
+        digits
+    };
+    let mut private = Vec::new();
+    for part in [0x1234_5678u32, 0x1234_5678] {
+        part.encode(&mut private).expect("enc");
+    }
+    key_type.encode(&mut private).expect("enc");
+    curve.encode(&mut private).expect("enc");
+    point.encode(&mut private).expect("enc");
+    mpint.as_slice().encode(&mut private).expect("enc");
+    "leading-zero".encode(&mut private).expect("enc");
+    let mut pad = 1u8;
+    while private.len() % 8 != 0 {
+        private.push(pad);
+        pad += 1;
+    }
+    let mut blob = b"openssh-key-v1\0".to_vec();
+    for s in ["none", "none"] {
+        s.encode(&mut blob).expect("enc");
+    }
+    [0u8; 0].as_slice().encode(&mut blob).expect("enc");
+    1u32.encode(&mut blob).expect("enc");
+    public.as_slice().encode(&mut blob).expect("enc");
+    private.as_slice().encode(&mut blob).expect("enc");
+    let b64 = <base64ct::Base64 as base64ct::Encoding>::encode_string(&blob);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(70)
+        .map(|c| std::str::from_utf8(c).expect("ascii"))
+        .collect();
+    format!(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+/// One P-256 key in 256 has a private scalar with a leading zero byte; OpenSSH writes it
+/// as a 31-byte mpint, which ssh-key alone refuses. Such files open, and sign.
+#[tokio::test]
+async fn openssh_keys_with_a_short_private_scalar_open() {
+    use kmssh_backend_local::SecretKey;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = (0..100_000)
+        .map(|_| SecretKey::generate(Algorithm::EcdsaP256Sha256).expect("key"))
+        .find(|k| matches!(k, SecretKey::P256(s) if s.to_bytes()[0] == 0))
+        .expect("a scalar with a leading zero byte within 100k tries");
+    let SecretKey::P256(scalar) = &secret else {
+        unreachable!()
+    };
+    let point = secret.public_key().to_sec1_bytes();
+    let path = dir.path().join("short");
+    std::fs::write(&path, openssh_file("nistp256", &point, &scalar.to_bytes())).expect("write");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    assert!(
+        ssh_key::PrivateKey::read_openssh_file(&path).is_err(),
+        "ssh-key now reads short scalars: the fallback in load.rs can go"
+    );
+    // OpenSSH itself reads the file and derives the same public key.
+    let out = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen -y");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let derived =
+        ssh_key::PublicKey::from_openssh(String::from_utf8_lossy(&out.stdout).trim()).expect("pub");
+    let ssh_key::public::KeyData::Ecdsa(ec) = derived.key_data() else {
+        panic!("ecdsa")
+    };
+    assert_eq!(ec.as_sec1_bytes(), point.as_slice());
+
+    for engine in SigningEngine::available() {
+        let key = LocalKey::from_file(
+            &path,
+            LocalKeyOptions {
+                engine: *engine,
+                verify: true,
+            },
+        )
+        .expect("opens");
+        assert_eq!(key.public_key(), &secret.public_key());
+        assert_signs(&key, Algorithm::EcdsaP256Sha256).await;
+    }
+}

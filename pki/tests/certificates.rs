@@ -40,12 +40,22 @@ fn subject_from(path: &Path) -> KeyData {
 #[tokio::test]
 async fn encoding_matches_ssh_key_builder_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for bits in ["256", "384", "521"] {
-        let ca_path = ssh_keygen(
-            dir.path(),
-            &format!("ca{bits}"),
-            &["-t", "ecdsa", "-b", bits],
-        );
+    use kmssh_pki::ssh_key::{EcdsaCurve, getrandom::SysRng, rand_core::UnwrapErr};
+    for (bits, curve) in [
+        ("256", EcdsaCurve::NistP256),
+        ("384", EcdsaCurve::NistP384),
+        ("521", EcdsaCurve::NistP521),
+    ] {
+        // The CA is made by ssh-key and read back by the local backend: the same key on both sides.
+        let ca_private = kmssh_pki::ssh_key::PrivateKey::random(
+            &mut UnwrapErr(SysRng),
+            kmssh_pki::ssh_key::Algorithm::Ecdsa { curve },
+        )
+        .expect("ssh-key generates");
+        let ca_path = dir.path().join(format!("ca{bits}"));
+        ca_private
+            .write_openssh_file(&ca_path, Default::default())
+            .expect("write CA");
         let subject_path = ssh_keygen(dir.path(), &format!("user{bits}"), &["-t", "ed25519"]);
         // RustCrypto signs deterministically (RFC 6979), as ssh-key's builder does.
         let options = LocalKeyOptions {
@@ -53,8 +63,6 @@ async fn encoding_matches_ssh_key_builder_byte_for_byte() {
             verify: false,
         };
         let ca = LocalKey::from_file(&ca_path, options).expect("ca");
-        let ca_private =
-            kmssh_pki::ssh_key::PrivateKey::read_openssh_file(&ca_path).expect("ca private");
         let subject = subject_from(&subject_path);
 
         let nonce = [7u8; 32];
