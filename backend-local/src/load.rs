@@ -212,7 +212,7 @@ impl SecretKey {
         let key = match ssh_key::PrivateKey::from_openssh(text) {
             Ok(key) => key,
             // ssh-key 0.7.0-rc.12 refuses an ECDSA scalar whose mpint is under 32 bytes
-            // (a leading zero byte: 1 in 256 P-256 keys that ssh-keygen makes).
+            // (a 31-byte mpint: 1 in 512 P-256 keys that ssh-keygen makes).
             Err(e) => {
                 return openssh_ecdsa_unencrypted(text).map_err(|_| {
                     invalid("malformed OpenSSH private key").with_source(e.to_string())

@@ -290,16 +290,16 @@ fn openssh_file(curve: &str, point: &[u8], scalar: &[u8]) -> String {
     )
 }
 
-/// One P-256 key in 256 has a private scalar with a leading zero byte; OpenSSH writes it
-/// as a 31-byte mpint, which ssh-key alone refuses. Such files open, and sign.
+/// One P-256 key in 512 has a private scalar OpenSSH writes as a 31-byte mpint (a leading
+/// zero byte, then one under 0x80), which ssh-key alone refuses. Such files open, and sign.
 #[tokio::test]
 async fn openssh_keys_with_a_short_private_scalar_open() {
     use kmssh_backend_local::SecretKey;
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = (0..100_000)
         .map(|_| SecretKey::generate(Algorithm::EcdsaP256Sha256).expect("key"))
-        .find(|k| matches!(k, SecretKey::P256(s) if s.to_bytes()[0] == 0))
-        .expect("a scalar with a leading zero byte within 100k tries");
+        .find(|k| matches!(k, SecretKey::P256(s) if s.to_bytes()[0] == 0 && s.to_bytes()[1] < 0x80))
+        .expect("a scalar whose mpint is 31 bytes within 100k tries");
     let SecretKey::P256(scalar) = &secret else {
         unreachable!()
     };
