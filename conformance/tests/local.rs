@@ -2,27 +2,36 @@
 //! compiled in (AWS-LC by default, RustCrypto always).
 
 use kmssh_backend_local as _;
-use kmssh_conformance::conformance_suite;
+use kmssh_conformance::{conformance_suite, open_key};
 
 conformance_suite!(
     p256_rustcrypto,
-    "local:ephemeral?curve=p256&engine=rustcrypto"
+    open_key("local:ephemeral?curve=p256&engine=rustcrypto")
 );
 conformance_suite!(
     p384_rustcrypto,
-    "local:ephemeral?curve=p384&engine=rustcrypto"
+    open_key("local:ephemeral?curve=p384&engine=rustcrypto")
 );
 conformance_suite!(
     p521_rustcrypto,
-    "local:ephemeral?curve=p521&engine=rustcrypto"
+    open_key("local:ephemeral?curve=p521&engine=rustcrypto")
 );
 
 #[cfg(feature = "local-aws-lc")]
-conformance_suite!(p256_aws_lc, "local:ephemeral?curve=p256&engine=aws-lc");
+conformance_suite!(
+    p256_aws_lc,
+    open_key("local:ephemeral?curve=p256&engine=aws-lc")
+);
 #[cfg(feature = "local-aws-lc")]
-conformance_suite!(p384_aws_lc, "local:ephemeral?curve=p384&engine=aws-lc");
+conformance_suite!(
+    p384_aws_lc,
+    open_key("local:ephemeral?curve=p384&engine=aws-lc")
+);
 #[cfg(feature = "local-aws-lc")]
-conformance_suite!(p521_aws_lc, "local:ephemeral?curve=p521&engine=aws-lc");
+conformance_suite!(
+    p521_aws_lc,
+    open_key("local:ephemeral?curve=p521&engine=aws-lc")
+);
 
 /// A file key reached through the registry (`local:PATH`) runs the same cases.
 mod file_key {
@@ -57,4 +66,4 @@ mod file_key {
     }
 }
 
-conformance_suite!(p384_file, file_key::uri());
+conformance_suite!(p384_file, open_key(&file_key::uri()));

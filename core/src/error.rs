@@ -103,6 +103,7 @@ pub struct Error {
     status: ErrorStatus,
     message: String,
     context: Vec<(&'static str, String)>,
+    retry_after: Option<std::time::Duration>,
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
 
@@ -119,8 +120,22 @@ impl Error {
             },
             message: message.into(),
             context: Vec::new(),
+            retry_after: None,
             source: None,
         }
+    }
+
+    /// Records the provider's hint of how long to wait before retrying (`Retry-After`).
+    #[must_use]
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+
+    /// The provider's retry-after hint, if it gave one.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// Adds a `key=value` pair shown after the message (the key URI, a field name…).

@@ -3,7 +3,8 @@
 //! [`Error`] type, and bridges to RustCrypto's `signature` traits.
 //!
 //! The default features pull in no async runtime, so offline crates (`kmssh-pki`) can
-//! depend on this one. The `blocking` feature adds [`BlockingSigner`], which brings tokio.
+//! depend on this one. The `runtime` feature adds [`RetryPolicy`] (tokio's timer) for
+//! backends; `blocking` adds [`BlockingSigner`], which brings a tokio runtime.
 
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,8 @@ mod error;
 mod key;
 mod public_key;
 mod registry;
+#[cfg(feature = "runtime")]
+mod retry;
 mod signature;
 mod uri;
 
@@ -26,6 +29,8 @@ pub use error::{Error, ErrorKind, ErrorStatus, Result};
 pub use key::{KmsKey, RawSigner, VerifiedSigner};
 pub use public_key::EcPublicKey;
 pub use registry::{Backend, KNOWN_SCHEMES, OpenFuture, backend_for, backends, open};
+#[cfg(feature = "runtime")]
+pub use retry::RetryPolicy;
 pub use signature::EcdsaSignature;
 pub use uri::KeyUri;
 

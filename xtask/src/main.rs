@@ -9,10 +9,10 @@
 
 use std::process::{Command, ExitCode};
 
-/// Backends whose conformance target exists, and how to run each build of it.
-const BACKENDS: &[&str] = &["local"];
+/// Backends whose conformance target exists.
+const BACKENDS: &[&str] = &["local", "aws"];
 /// Backends the architecture names whose crates have not landed yet.
-const PLANNED: &[&str] = &["aws", "gcp", "azure"];
+const PLANNED: &[&str] = &["gcp", "azure"];
 
 /// Crates no build of `kmssh-pki` may pull in: it must stay offline and runtime-free.
 const PKI_FORBIDDEN: &[&str] = &["tokio", "hyper", "reqwest", "aws-", "google-", "azure_"];
@@ -61,6 +61,18 @@ fn conformance(backend: &str) -> Result<(), String> {
                     "--test",
                     "local",
                 ]),
+            )
+        }
+        "aws" => {
+            prerequisites()?;
+            let target = if std::env::var_os("KMSSH_AWS_KEY_IDS").is_some() {
+                "conformance aws (real AWS KMS: KMSSH_AWS_KEY_IDS and the standard AWS environment)"
+            } else {
+                "conformance aws (ministack on 127.0.0.1)"
+            };
+            run(
+                target,
+                cargo().args(["test", "-p", "kmssh-conformance", "--test", "aws"]),
             )
         }
         "all" => BACKENDS.iter().try_for_each(|b| conformance(b)),
@@ -148,7 +160,17 @@ fn prerequisites() -> Result<(), String> {
     if !have("/run/sshd") {
         run("create /run/sshd", &mut sudo(&["mkdir", "-p", "/run/sshd"]))?;
     }
-    Ok(())
+    run(
+        "install emulators (ministack in a venv under target/)",
+        cargo().args([
+            "run",
+            "--quiet",
+            "-p",
+            "kmssh-conformance",
+            "--example",
+            "install_emulators",
+        ]),
+    )
 }
 
 fn ci() -> Result<(), String> {
@@ -203,6 +225,19 @@ fn ci() -> Result<(), String> {
     conformance("all")
 }
 
+fn bench(backend: &str, rest: &[&str]) -> Result<(), String> {
+    match backend {
+        "all" => BACKENDS.iter().try_for_each(|b| bench(b, rest)),
+        b if BACKENDS.contains(&b) => run(
+            &format!("bench {b}"),
+            cargo()
+                .args(["bench", "-p", "kmssh-conformance", "--bench", b, "--"])
+                .args(rest),
+        ),
+        other => Err(format!("no bench for backend {other:?}")),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
@@ -213,11 +248,12 @@ fn main() -> ExitCode {
         ["conformance", "--backend", backend] => conformance(backend),
         ["conformance"] => conformance("all"),
         ["ci"] => ci(),
-        ["bench", rest @ ..] => run(
-            "bench",
-            cargo().args(["bench", "-p", "kmssh-conformance", "--bench", "local", "--"]).args(rest),
+        ["bench", "--backend", backend, rest @ ..] => bench(backend, rest),
+        ["bench", rest @ ..] => bench("local", rest),
+        _ => Err(
+            "usage: cargo xtask demo | conformance [--backend local|aws|gcp|azure|all] | ci | bench [--backend local|aws|all]"
+                .to_owned(),
         ),
-        _ => Err("usage: cargo xtask demo | conformance [--backend local|aws|gcp|azure|all] | ci | bench".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
