@@ -10,6 +10,8 @@
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+#[cfg(feature = "aws")]
+use kmssh_backend_aws as _;
 use kmssh_backend_local as _;
 use kmssh_pki::{CertificateParameters, cert_path_for, issue, parse_subject_key, pubkey_string};
 

@@ -306,12 +306,12 @@ fn encode_to_be_signed(
     subject: &KeyData,
     nonce: &[u8],
     serial: u64,
-    fields: &ResolvedParameters,
+    fields: ResolvedParameters,
     ca: &KeyData,
 ) -> Result<()> {
     let cert_type: ssh_key::certificate::CertType = fields.cert_type.into();
-    let critical: OptionsMap = fields.critical_options.clone().into();
-    let extensions: OptionsMap = fields.extensions.clone().into();
+    let critical: OptionsMap = fields.critical_options.into();
+    let extensions: OptionsMap = fields.extensions.into();
     // The subject's key fields without their leading algorithm string.
     let subject_blob = subject.encode_vec().map_err(encoding_error)?;
     let algorithm_len = subject_blob
@@ -401,14 +401,8 @@ pub async fn issue_with_nonce(
     check_subject_key(subject)?;
     let ca_key = ssh_public_key(ca.public_key());
     let mut blob = Vec::with_capacity(512);
-    encode_to_be_signed(
-        &mut blob,
-        subject,
-        nonce,
-        fields.serial.unwrap_or(fallback_serial),
-        &fields,
-        &ca_key,
-    )?;
+    let serial = fields.serial.unwrap_or(fallback_serial);
+    encode_to_be_signed(&mut blob, subject, nonce, serial, fields, &ca_key)?;
 
     let digest = ca.algorithm().digest(&blob);
     let signature = ca.sign_digest(&digest).await?;
