@@ -14,11 +14,18 @@
 pub mod aws;
 pub mod cases;
 pub mod fault_proxy;
+#[cfg(feature = "gcp")]
+pub mod gcp;
+#[cfg(feature = "gcp")]
+pub mod gcp_emulator;
+pub mod http;
 pub mod ministack;
 pub mod openssh;
 
 #[cfg(feature = "aws")]
 pub use kmssh_backend_aws;
+#[cfg(feature = "gcp")]
+pub use kmssh_backend_gcp;
 #[cfg(feature = "local")]
 pub use kmssh_backend_local;
 

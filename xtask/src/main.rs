@@ -10,9 +10,11 @@
 use std::process::{Command, ExitCode};
 
 /// Backends whose conformance target exists.
-const BACKENDS: &[&str] = &["local", "aws"];
+const BACKENDS: &[&str] = &["local", "aws", "gcp"];
+/// Backends with a bench target.
+const BENCHES: &[&str] = &["local", "aws"];
 /// Backends the architecture names whose crates have not landed yet.
-const PLANNED: &[&str] = &["gcp", "azure"];
+const PLANNED: &[&str] = &["azure"];
 
 /// Crates no build of `kmssh-pki` may pull in: it must stay offline and runtime-free.
 const PKI_FORBIDDEN: &[&str] = &["tokio", "hyper", "reqwest", "aws-", "google-", "azure_"];
@@ -73,6 +75,18 @@ fn conformance(backend: &str) -> Result<(), String> {
             run(
                 target,
                 cargo().args(["test", "-p", "kmssh-conformance", "--test", "aws"]),
+            )
+        }
+        "gcp" => {
+            prerequisites()?;
+            let target = if std::env::var_os("KMSSH_GCP_KEY_VERSIONS").is_some() {
+                "conformance gcp (real Cloud KMS: KMSSH_GCP_KEY_VERSIONS and Application Default Credentials)"
+            } else {
+                "conformance gcp (in-process Cloud KMS emulator on 127.0.0.1)"
+            };
+            run(
+                target,
+                cargo().args(["test", "-p", "kmssh-conformance", "--test", "gcp"]),
             )
         }
         "all" => BACKENDS.iter().try_for_each(|b| conformance(b)),
@@ -227,8 +241,8 @@ fn ci() -> Result<(), String> {
 
 fn bench(backend: &str, rest: &[&str]) -> Result<(), String> {
     match backend {
-        "all" => BACKENDS.iter().try_for_each(|b| bench(b, rest)),
-        b if BACKENDS.contains(&b) => run(
+        "all" => BENCHES.iter().try_for_each(|b| bench(b, rest)),
+        b if BENCHES.contains(&b) => run(
             &format!("bench {b}"),
             cargo()
                 .args(["bench", "-p", "kmssh-conformance", "--bench", b, "--"])

@@ -1,0 +1,364 @@
+//! An in-process emulator of the Cloud KMS v1 REST calls the GCP backend makes, on
+//! 127.0.0.1, backed by real local keys. No emulator with `getPublicKey` and
+//! `asymmetricSign` exists on any registry reachable here, so the suite carries this one.
+//!
+//! It is strict where Cloud KMS is: the digest must be of the version's hash and length
+//! (else 400 `INVALID_ARGUMENT`), `digestCrc32c` must match, an unknown version is 404
+//! `NOT_FOUND`, a disabled one 400 `FAILED_PRECONDITION`; errors use Google's JSON shape.
+//! Wire details as the official client sends them: enums as integers, int64 as strings,
+//! bytes as standard base64. Each key version has its own request counters and fault
+//! switches, so tests running in parallel do not disturb each other.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use base64ct::{Base64, Encoding};
+use kmssh_backend_local::{LocalKey, LocalKeyOptions};
+use kmssh_core::{Algorithm, KmsKey};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::http::{read_message, reason};
+
+/// `CryptoKeyVersionAlgorithm` numbers on the wire.
+pub const EC_SIGN_P256_SHA256: i32 = 12;
+/// See [`EC_SIGN_P256_SHA256`].
+pub const EC_SIGN_P384_SHA384: i32 = 13;
+/// An algorithm kmssh does not sign with.
+pub const EC_SIGN_SECP256K1_SHA256: i32 = 31;
+/// Another one: RSA-PSS 2048 with SHA-256.
+pub const RSA_SIGN_PSS_2048_SHA256: i32 = 2;
+const PROTECTION_SOFTWARE: i32 = 1;
+
+/// Faults to apply to a key version's next requests.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Answer this many next requests with 429 `RESOURCE_EXHAUSTED`.
+    pub throttle: usize,
+    /// Wait this long before answering every request.
+    pub latency: Option<Duration>,
+    /// Send a wrong `signatureCrc32c` this many times.
+    pub wrong_signature_crc: usize,
+    /// Flip a signature byte (after computing its CRC32C, as corruption in transit
+    /// would) this many times.
+    pub flip_signature_byte: usize,
+    /// Answer `verifiedDigestCrc32c: false` this many times.
+    pub unverified_digest: usize,
+}
+
+struct Version {
+    key: LocalKey,
+    wire_algorithm: i32,
+    enabled: bool,
+    counts: HashMap<&'static str, usize>,
+    faults: Faults,
+}
+
+/// The emulator: a listener on its own thread and runtime, and the key versions it serves.
+pub struct GcpKmsEmulator {
+    address: SocketAddr,
+    versions: Arc<Mutex<HashMap<String, Version>>>,
+}
+
+type Versions = Arc<Mutex<HashMap<String, Version>>>;
+
+fn lock(versions: &Versions) -> std::sync::MutexGuard<'_, HashMap<String, Version>> {
+    versions.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn crc32c(bytes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes)
+}
+
+fn error(code: u16, status: &str, message: &str) -> (u16, Value) {
+    (
+        code,
+        json!({"error": {"code": code, "message": message, "status": status}}),
+    )
+}
+
+impl GcpKmsEmulator {
+    /// One emulator for the whole test process, on a thread of its own (in-process: it
+    /// ends with the process).
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<GcpKmsEmulator> = OnceLock::new();
+        SHARED.get_or_init(Self::start)
+    }
+
+    /// Starts an emulator on 127.0.0.1 and a free port.
+    ///
+    /// # Panics
+    /// If no loopback port can be bound.
+    #[must_use]
+    pub fn start() -> Self {
+        let versions: Versions = Arc::default();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let served = versions.clone();
+        std::thread::Builder::new()
+            .name("gcp-kms-emulator".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                        .await
+                        .expect("bind loopback");
+                    sender
+                        .send(listener.local_addr().expect("address"))
+                        .expect("report address");
+                    while let Ok((stream, _)) = listener.accept().await {
+                        tokio::spawn(serve(stream, served.clone()));
+                    }
+                });
+            })
+            .expect("emulator thread");
+        let address = receiver.recv().expect("emulator address");
+        Self { address, versions }
+    }
+
+    /// `http://127.0.0.1:PORT`, the endpoint the client is given.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Creates a key with one enabled version; returns the version's resource name.
+    ///
+    /// # Panics
+    /// For an algorithm Cloud KMS does not offer on P-521.
+    #[must_use]
+    pub fn create_key_version(&self, algorithm: Algorithm) -> String {
+        let wire = match algorithm {
+            Algorithm::EcdsaP256Sha256 => EC_SIGN_P256_SHA256,
+            Algorithm::EcdsaP384Sha384 => EC_SIGN_P384_SHA384,
+            other => panic!("Cloud KMS has no {other} signing keys"),
+        };
+        self.create_version_with(algorithm, wire)
+    }
+
+    /// Creates a version reporting another algorithm number (for refusal tests).
+    #[must_use]
+    pub fn create_version_with(&self, algorithm: Algorithm, wire_algorithm: i32) -> String {
+        let key = LocalKey::generate(algorithm, LocalKeyOptions::default()).expect("key");
+        let mut versions = lock(&self.versions);
+        let name = format!(
+            "projects/kmssh-test/locations/global/keyRings/conformance/cryptoKeys/key-{}/cryptoKeyVersions/1",
+            versions.len() + 1
+        );
+        versions.insert(
+            name.clone(),
+            Version {
+                key,
+                wire_algorithm,
+                enabled: true,
+                counts: HashMap::new(),
+                faults: Faults::default(),
+            },
+        );
+        name
+    }
+
+    /// Enables or disables a version.
+    pub fn set_enabled(&self, name: &str, enabled: bool) {
+        if let Some(v) = lock(&self.versions).get_mut(name) {
+            v.enabled = enabled;
+        }
+    }
+
+    /// Sets a version's fault switches.
+    pub fn set_faults(&self, name: &str, faults: Faults) {
+        if let Some(v) = lock(&self.versions).get_mut(name) {
+            v.faults = faults;
+        }
+    }
+
+    /// How many `getPublicKey` / `asymmetricSign` requests a version has seen.
+    #[must_use]
+    pub fn count(&self, name: &str, method: &str) -> usize {
+        lock(&self.versions)
+            .get(name)
+            .and_then(|v| v.counts.get(method).copied())
+            .unwrap_or(0)
+    }
+}
+
+async fn serve(mut stream: TcpStream, versions: Versions) {
+    let mut buffer = Vec::new();
+    while let Ok(Some(request)) = read_message(&mut stream, &mut buffer, false).await {
+        let mut start = request.head.lines().next().unwrap_or("").split_whitespace();
+        let method = start.next().unwrap_or("").to_owned();
+        let path = start
+            .next()
+            .unwrap_or("")
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        let latency = route_name(&path)
+            .and_then(|(name, _)| lock(&versions).get(&name).and_then(|v| v.faults.latency));
+        if let Some(latency) = latency {
+            tokio::time::sleep(latency).await;
+        }
+        let (status, body) = handle(&method, &path, &request.body, &versions);
+        let body = body.to_string();
+        let head = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
+            reason(status),
+            body.len()
+        );
+        if stream.write_all(head.as_bytes()).await.is_err()
+            || stream.write_all(body.as_bytes()).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// `(version name, method)` for `/v1/{name}/publicKey` and `/v1/{name}:asymmetricSign`.
+fn route_name(path: &str) -> Option<(String, &'static str)> {
+    let rest = path.strip_prefix("/v1/")?;
+    if let Some(name) = rest.strip_suffix("/publicKey") {
+        return Some((name.to_owned(), "getPublicKey"));
+    }
+    rest.strip_suffix(":asymmetricSign")
+        .map(|name| (name.to_owned(), "asymmetricSign"))
+}
+
+fn handle(method: &str, path: &str, body: &[u8], versions: &Versions) -> (u16, Value) {
+    let Some((name, operation)) = route_name(path) else {
+        return error(
+            404,
+            "NOT_FOUND",
+            &format!("no such method: {method} {path}"),
+        );
+    };
+    let expected_method = if operation == "getPublicKey" {
+        "GET"
+    } else {
+        "POST"
+    };
+    if method != expected_method {
+        return error(
+            405,
+            "INVALID_ARGUMENT",
+            &format!("{operation} is {expected_method}"),
+        );
+    }
+    let mut versions = lock(versions);
+    let Some(version) = versions.get_mut(&name) else {
+        return error(
+            404,
+            "NOT_FOUND",
+            &format!("CryptoKeyVersion {name} not found."),
+        );
+    };
+    *version.counts.entry(operation).or_default() += 1;
+    if version.faults.throttle > 0 {
+        version.faults.throttle -= 1;
+        return error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded for quota metric 'Cryptographic requests'.",
+        );
+    }
+    if !version.enabled {
+        return error(
+            400,
+            "FAILED_PRECONDITION",
+            &format!("{name} is not enabled, current state is: DISABLED."),
+        );
+    }
+    if operation == "getPublicKey" {
+        let pem = version.key.public_key().to_pem().unwrap_or_default();
+        return (
+            200,
+            json!({
+                "pem": pem,
+                "algorithm": version.wire_algorithm,
+                "pemCrc32c": crc32c(pem.as_bytes()).to_string(),
+                "name": name,
+                "protectionLevel": PROTECTION_SOFTWARE,
+            }),
+        );
+    }
+    sign(&name, version, body)
+}
+
+fn sign(name: &str, version: &mut Version, body: &[u8]) -> (u16, Value) {
+    let invalid = |message: &str| error(400, "INVALID_ARGUMENT", message);
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return invalid("request body is not JSON");
+    };
+    let Some(digest) = request.get("digest").and_then(Value::as_object) else {
+        return invalid("AsymmetricSignRequest.digest is required for EC keys");
+    };
+    let algorithm = version.key.algorithm();
+    let expected_field = match algorithm {
+        Algorithm::EcdsaP256Sha256 => "sha256",
+        _ => "sha384",
+    };
+    if digest.len() != 1 || !digest.contains_key(expected_field) {
+        return invalid(&format!(
+            "the digest type must be {expected_field} for this key version"
+        ));
+    }
+    let Some(bytes) = digest[expected_field]
+        .as_str()
+        .and_then(|b| Base64::decode_vec(b).ok())
+    else {
+        return invalid("digest is not base64");
+    };
+    if bytes.len() != algorithm.digest_len() {
+        return invalid(&format!(
+            "Digest has the wrong length: {} bytes for {expected_field}",
+            bytes.len()
+        ));
+    }
+    if let Some(sent) = request.get("digestCrc32c") {
+        let sent = sent
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .or_else(|| sent.as_u64());
+        if sent != Some(u64::from(crc32c(&bytes))) {
+            return invalid(
+                "The checksum in field digest_crc32c did not match the data in field digest.",
+            );
+        }
+    }
+    let Ok(signature) = version.key.sign_digest_sync(&bytes) else {
+        return error(500, "INTERNAL", "signing failed");
+    };
+    let mut der = signature.to_der();
+    let mut crc = crc32c(&der);
+    let faults = &mut version.faults;
+    if faults.flip_signature_byte > 0 {
+        faults.flip_signature_byte -= 1;
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+    }
+    if faults.wrong_signature_crc > 0 {
+        faults.wrong_signature_crc -= 1;
+        crc = crc.wrapping_add(1);
+    }
+    let verified = if faults.unverified_digest > 0 {
+        faults.unverified_digest -= 1;
+        false
+    } else {
+        true
+    };
+    (
+        200,
+        json!({
+            "signature": Base64::encode_string(&der),
+            "signatureCrc32c": crc.to_string(),
+            "verifiedDigestCrc32c": verified,
+            "name": name,
+            "protectionLevel": PROTECTION_SOFTWARE,
+        }),
+    )
+}
