@@ -12,6 +12,8 @@ use std::process::{Command, ExitCode};
 
 #[cfg(feature = "aws")]
 use kmssh_backend_aws as _;
+#[cfg(feature = "azure")]
+use kmssh_backend_azure as _;
 #[cfg(feature = "gcp")]
 use kmssh_backend_gcp as _;
 use kmssh_backend_local as _;

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Longest a request or response head may be.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -35,8 +34,8 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 ///
 /// # Errors
 /// I/O errors, a timeout, or a malformed or oversized message.
-pub async fn read_message(
-    stream: &mut TcpStream,
+pub async fn read_message<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buffer: &mut Vec<u8>,
     to_eof: bool,
 ) -> std::io::Result<Option<Message>> {

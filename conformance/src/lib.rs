@@ -12,6 +12,10 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
+#[cfg(feature = "azure")]
+pub mod azure_emulator;
 pub mod cases;
 pub mod fault_proxy;
 #[cfg(feature = "gcp")]
@@ -24,6 +28,8 @@ pub mod openssh;
 
 #[cfg(feature = "aws")]
 pub use kmssh_backend_aws;
+#[cfg(feature = "azure")]
+pub use kmssh_backend_azure;
 #[cfg(feature = "gcp")]
 pub use kmssh_backend_gcp;
 #[cfg(feature = "local")]

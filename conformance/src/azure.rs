@@ -1,0 +1,111 @@
+//! The Azure side of the suite: keys in the in-process Key Vault emulator (HTTPS, test CA)
+//! or, with `KMSSH_AZURE_KEYS` set, in a real vault (with the default credential chain).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use kmssh_backend_azure::{AzureKey, AzureKeyVaultOptions};
+use kmssh_core::{Algorithm, KeyUri, KmsKey, RetryPolicy};
+
+use crate::azure_emulator::{AzureKeyVaultEmulator, KeyKind, KeySetup, TEST_TOKEN};
+
+/// Comma-separated key URLs (`https://VAULT.vault.azure.net/keys/NAME[/VERSION]`) of a
+/// real vault to test instead of the emulator.
+pub const REAL_KEYS_ENV: &str = "KMSSH_AZURE_KEYS";
+
+/// The real keys to test, if the environment names any.
+#[must_use]
+pub fn real_keys() -> Option<Vec<String>> {
+    let keys = std::env::var(REAL_KEYS_ENV).ok()?;
+    let keys: Vec<String> = keys
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!keys.is_empty()).then_some(keys)
+}
+
+/// A credential that hands out the emulator's fixed token.
+#[derive(Debug)]
+pub struct TestCredential;
+
+#[async_trait::async_trait]
+impl TokenCredential for TestCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let expires =
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1);
+        Ok(AccessToken::new(Secret::new(TEST_TOKEN), expires))
+    }
+}
+
+/// Options that reach the emulator: its endpoint, its CA, the test credential, short
+/// timeouts; the challenge's resource (vault.azure.net) is not the emulator's host.
+#[must_use]
+pub fn emulator_options(emulator: &AzureKeyVaultEmulator) -> AzureKeyVaultOptions {
+    AzureKeyVaultOptions {
+        endpoint: Some(emulator.url()),
+        extra_ca_pem: Some(emulator.ca_pem().as_bytes().to_vec()),
+        credential: Some(Arc::new(TestCredential)),
+        verify_challenge_resource: Some(false),
+        call_timeout: Some(Duration::from_secs(5)),
+        retry: Some(RetryPolicy {
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+            deadline: Duration::from_secs(20),
+            max_attempts: 8,
+        }),
+    }
+}
+
+/// The URI of an emulator key (named as a real vault would be; the endpoint option
+/// sends requests to the emulator).
+#[must_use]
+pub fn emulator_uri(name: &str, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("azure-kv:https://kmssh-test.vault.azure.net/keys/{name}/{v}"),
+        None => format!("azure-kv:https://kmssh-test.vault.azure.net/keys/{name}"),
+    }
+}
+
+/// Opens a key URI with the given options.
+///
+/// # Errors
+/// As [`AzureKey::open`].
+pub async fn open(
+    uri: &str,
+    options: &AzureKeyVaultOptions,
+) -> kmssh_core::Result<Arc<dyn KmsKey>> {
+    let uri = KeyUri::parse(uri)?;
+    let key: Arc<dyn KmsKey> = Arc::new(AzureKey::open(&uri, options).await?);
+    Ok(key)
+}
+
+/// A key for one conformance test: new in the shared emulator, or the first real key on
+/// that curve (`None` if none is listed).
+pub async fn suite_key(algorithm: Algorithm) -> Option<Arc<dyn KmsKey>> {
+    if let Some(urls) = real_keys() {
+        for url in urls {
+            let key = open(&format!("azure-kv:{url}"), &AzureKeyVaultOptions::default())
+                .await
+                .expect("open real key");
+            if key.algorithm() == algorithm {
+                return Some(key);
+            }
+        }
+        eprintln!("skipped: {REAL_KEYS_ENV} lists no {algorithm} key");
+        return None;
+    }
+    let emulator = AzureKeyVaultEmulator::shared();
+    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(algorithm)));
+    Some(
+        open(&emulator_uri(&name, None), &emulator_options(emulator))
+            .await
+            .expect("open emulator key"),
+    )
+}
