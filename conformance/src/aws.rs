@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use kmssh_backend_aws::{AwsKmsKey, AwsKmsOptions};
-use kmssh_core::{KeyUri, KmsKey, RetryPolicy};
+use kmssh_core::{KeyUri, KmsKey};
 
 use crate::fault_proxy::FaultProxy;
 use crate::ministack::Ministack;
@@ -21,14 +21,7 @@ pub const EMULATOR_REGION: &str = "us-east-1";
 /// The keys to test against real AWS, if the environment names any.
 #[must_use]
 pub fn real_key_ids() -> Option<Vec<String>> {
-    let ids = std::env::var(REAL_KEYS_ENV).ok()?;
-    let ids: Vec<String> = ids
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    (!ids.is_empty()).then_some(ids)
+    crate::env_list(REAL_KEYS_ENV)
 }
 
 /// Options that reach an emulator at `endpoint` with test credentials; short timeouts so
@@ -46,12 +39,7 @@ pub fn emulator_options(endpoint: &str) -> AwsKmsOptions {
             "kmssh-conformance",
         )),
         call_timeout: Some(Duration::from_secs(5)),
-        retry: Some(RetryPolicy {
-            initial_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(200),
-            deadline: Duration::from_secs(20),
-            max_attempts: 8,
-        }),
+        retry: Some(crate::emulator_retry_policy()),
         grant_tokens: Vec::new(),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use kmssh_backend_azure::{AzureKey, AzureKeyVaultOptions};
-use kmssh_core::{Algorithm, KeyUri, KmsKey, RetryPolicy};
+use kmssh_core::{Algorithm, KeyUri, KmsKey};
 
 use crate::azure_emulator::{AzureKeyVaultEmulator, KeyKind, KeySetup, TEST_TOKEN};
 
@@ -17,14 +17,7 @@ pub const REAL_KEYS_ENV: &str = "KMSSH_AZURE_KEYS";
 /// The real keys to test, if the environment names any.
 #[must_use]
 pub fn real_keys() -> Option<Vec<String>> {
-    let keys = std::env::var(REAL_KEYS_ENV).ok()?;
-    let keys: Vec<String> = keys
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    (!keys.is_empty()).then_some(keys)
+    crate::env_list(REAL_KEYS_ENV)
 }
 
 /// A credential that hands out the emulator's fixed token.
@@ -54,12 +47,7 @@ pub fn emulator_options(emulator: &AzureKeyVaultEmulator) -> AzureKeyVaultOption
         credential: Some(Arc::new(TestCredential)),
         verify_challenge_resource: Some(false),
         call_timeout: Some(Duration::from_secs(5)),
-        retry: Some(RetryPolicy {
-            initial_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(200),
-            deadline: Duration::from_secs(20),
-            max_attempts: 8,
-        }),
+        retry: Some(crate::emulator_retry_policy()),
     }
 }
 

@@ -20,10 +20,9 @@ use kmssh_backend_local::{LocalKey, LocalKeyOptions};
 use kmssh_core::{Algorithm, KmsKey};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 
-use crate::http::{header, read_message, reason};
+use crate::http::{header, read_message, reason, spawn_loopback_server};
 
 /// The bearer token the test credential hands out and the emulator accepts.
 pub const TEST_TOKEN: &str = "kmssh-conformance-token";
@@ -164,32 +163,14 @@ impl AzureKeyVaultEmulator {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let keys: Keys = Arc::default();
         let served = keys.clone();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("azure-kv-emulator".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(async move {
-                    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                        .await
-                        .expect("bind loopback");
-                    let address = listener.local_addr().expect("address");
-                    sender.send(address).expect("report address");
-                    while let Ok((stream, _)) = listener.accept().await {
-                        let (acceptor, keys) = (acceptor.clone(), served.clone());
-                        tokio::spawn(async move {
-                            if let Ok(tls) = acceptor.accept(stream).await {
-                                serve(tls, keys, address).await;
-                            }
-                        });
-                    }
-                });
-            })
-            .expect("emulator thread");
-        let address = receiver.recv().expect("emulator address");
+        let address = spawn_loopback_server("azure-kv-emulator", move |stream, address| {
+            let (acceptor, keys) = (acceptor.clone(), served.clone());
+            async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    serve(tls, keys, address).await;
+                }
+            }
+        });
         Self {
             address,
             ca_pem,

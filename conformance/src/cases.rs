@@ -21,6 +21,20 @@ use crate::openssh::{
 /// `s` with a leading zero byte (1 in 128 per signature on P-256/384) shows up many times.
 pub const ROUND_TRIPS: usize = 2000;
 
+/// An Ed25519 subject key for cases that need any subject.
+pub const TEST_SUBJECT: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
+
+/// Issues a user certificate for `alice` over [`TEST_SUBJECT`].
+///
+/// # Errors
+/// Whatever issuing fails with (the key's error inside [`kmssh_pki::Error::Signing`]).
+pub async fn issue_test_certificate(key: &dyn KmsKey) -> Result<Certificate, kmssh_pki::Error> {
+    let mut params = CertificateParameters::user();
+    params.principal("alice")?;
+    issue(key, &parse_subject_key(TEST_SUBJECT)?, &params).await
+}
+
 fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().expect("scratch directory")
 }
@@ -314,10 +328,7 @@ pub async fn security_key_subjects_listed_by_ssh_keygen(key: &dyn KmsKey) {
 
 /// Many certificates issued at once through one key handle all verify.
 pub async fn concurrent_issuing(key: Arc<dyn KmsKey>) {
-    let subject = parse_subject_key(
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR",
-    )
-    .expect("subject");
+    let subject = parse_subject_key(TEST_SUBJECT).expect("subject");
     let ca = ssh_public_key(key.public_key());
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..64u64 {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kmssh_backend_gcp::{GcpKmsKey, GcpKmsOptions};
-use kmssh_core::{Algorithm, KeyUri, KmsKey, RetryPolicy};
+use kmssh_core::{Algorithm, KeyUri, KmsKey};
 
 use crate::gcp_emulator::GcpKmsEmulator;
 
@@ -15,14 +15,7 @@ pub const REAL_KEYS_ENV: &str = "KMSSH_GCP_KEY_VERSIONS";
 /// The real key versions to test, if the environment names any.
 #[must_use]
 pub fn real_key_versions() -> Option<Vec<String>> {
-    let names = std::env::var(REAL_KEYS_ENV).ok()?;
-    let names: Vec<String> = names
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    (!names.is_empty()).then_some(names)
+    crate::env_list(REAL_KEYS_ENV)
 }
 
 /// Options that reach the emulator anonymously, with short timeouts.
@@ -32,12 +25,7 @@ pub fn emulator_options(endpoint: &str) -> GcpKmsOptions {
         endpoint: Some(endpoint.to_owned()),
         anonymous: true,
         call_timeout: Some(Duration::from_secs(5)),
-        retry: Some(RetryPolicy {
-            initial_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(200),
-            deadline: Duration::from_secs(20),
-            max_attempts: 8,
-        }),
+        retry: Some(crate::emulator_retry_policy()),
     }
 }
 

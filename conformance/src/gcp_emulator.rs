@@ -10,7 +10,7 @@
 //! switches, so tests running in parallel do not disturb each other.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -19,9 +19,9 @@ use kmssh_backend_local::{LocalKey, LocalKeyOptions};
 use kmssh_core::{Algorithm, KmsKey};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-use crate::http::{read_message, reason};
+use crate::http::{read_message, reason, spawn_loopback_server};
 
 /// `CryptoKeyVersionAlgorithm` numbers on the wire.
 pub const EC_SIGN_P256_SHA256: i32 = 12;
@@ -95,29 +95,10 @@ impl GcpKmsEmulator {
     #[must_use]
     pub fn start() -> Self {
         let versions: Versions = Arc::default();
-        let (sender, receiver) = std::sync::mpsc::channel();
         let served = versions.clone();
-        std::thread::Builder::new()
-            .name("gcp-kms-emulator".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(async move {
-                    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                        .await
-                        .expect("bind loopback");
-                    sender
-                        .send(listener.local_addr().expect("address"))
-                        .expect("report address");
-                    while let Ok((stream, _)) = listener.accept().await {
-                        tokio::spawn(serve(stream, served.clone()));
-                    }
-                });
-            })
-            .expect("emulator thread");
-        let address = receiver.recv().expect("emulator address");
+        let address = spawn_loopback_server("gcp-kms-emulator", move |stream, _| {
+            serve(stream, served.clone())
+        });
         Self { address, versions }
     }
 

@@ -1,9 +1,12 @@
 //! Just enough HTTP/1.1 for loopback test servers and the fault proxy: read one message
 //! (head and body, `Content-Length` or chunked), and re-frame a head.
 
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpStream};
 
 /// Longest a request or response head may be.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -152,4 +155,38 @@ pub fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Status",
     }
+}
+
+/// Serves 127.0.0.1 (a free port) from a thread of its own with a single-threaded
+/// runtime, handing each connection and the listening address to `serve`. The server
+/// lives as long as the process (in-process emulators: nothing to stop).
+///
+/// # Panics
+/// If no loopback port can be bound.
+pub fn spawn_loopback_server<F, Fut>(thread_name: &str, serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(thread_name.to_owned())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                    .await
+                    .expect("bind loopback");
+                let address = listener.local_addr().expect("address");
+                sender.send(address).expect("report address");
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(serve(stream, address));
+                }
+            });
+        })
+        .expect("server thread");
+    receiver.recv().expect("server address")
 }

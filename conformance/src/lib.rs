@@ -35,6 +35,32 @@ pub use kmssh_backend_gcp;
 #[cfg(feature = "local")]
 pub use kmssh_backend_local;
 
+/// A comma-separated list from the environment (real-cloud key names), empty items
+/// dropped; `None` when unset or empty.
+#[must_use]
+pub fn env_list(name: &str) -> Option<Vec<String>> {
+    let value = std::env::var(name).ok()?;
+    let items: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!items.is_empty()).then_some(items)
+}
+
+/// Retries for tests against emulators: quick backoff, a 20 s deadline.
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+#[must_use]
+pub fn emulator_retry_policy() -> kmssh_core::RetryPolicy {
+    kmssh_core::RetryPolicy {
+        initial_backoff: std::time::Duration::from_millis(20),
+        max_backoff: std::time::Duration::from_millis(200),
+        deadline: std::time::Duration::from_secs(20),
+        max_attempts: 8,
+    }
+}
+
 /// Opens a key by URI for a test, with the backend's error in the panic message.
 ///
 /// # Panics

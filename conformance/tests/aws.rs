@@ -19,9 +19,6 @@ conformance_suite!(p256, suite_key(KeySpec::EccNistP256));
 conformance_suite!(p384, suite_key(KeySpec::EccNistP384));
 conformance_suite!(p521, suite_key(KeySpec::EccNistP521));
 
-const SUBJECT: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
-
 /// The emulator-only cases create keys or inject faults: against real AWS they are skipped.
 fn emulator_only() -> bool {
     if real_key_ids().is_some() {
@@ -336,7 +333,7 @@ async fn corrupted_signatures_never_become_certificates() {
         return;
     }
     let (proxied, key) = proxied(KeySpec::EccNistP384).await;
-    let subject = parse_subject_key(SUBJECT).expect("subject");
+    let subject = parse_subject_key(kmssh_conformance::cases::TEST_SUBJECT).expect("subject");
     let mut params = CertificateParameters::user();
     params.principal("alice").expect("principal");
 

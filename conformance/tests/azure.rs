@@ -7,16 +7,13 @@ use std::time::Duration;
 
 use kmssh_conformance::azure::{emulator_options, emulator_uri, open, real_keys, suite_key};
 use kmssh_conformance::azure_emulator::{AzureKeyVaultEmulator, Faults, KeyKind, KeySetup};
+use kmssh_conformance::cases::issue_test_certificate;
 use kmssh_conformance::conformance_suite;
 use kmssh_core::{Algorithm, ErrorKind, KmsKey, RetryPolicy};
-use kmssh_pki::{CertificateParameters, issue, parse_subject_key};
 
 conformance_suite!(p256, suite_key(Algorithm::EcdsaP256Sha256));
 conformance_suite!(p384, suite_key(Algorithm::EcdsaP384Sha384));
 conformance_suite!(p521, suite_key(Algorithm::EcdsaP521Sha512));
-
-const SUBJECT: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
 
 fn emulator() -> Option<&'static AzureKeyVaultEmulator> {
     if real_keys().is_some() {
@@ -35,12 +32,6 @@ async fn emulated(
         .await
         .expect("opens");
     Some((emulator, name, key))
-}
-
-async fn issue_one(key: &dyn KmsKey) -> Result<kmssh_pki::Certificate, kmssh_pki::Error> {
-    let mut params = CertificateParameters::user();
-    params.principal("alice").expect("principal");
-    issue(key, &parse_subject_key(SUBJECT).expect("subject"), &params).await
 }
 
 /// One `get key` per opened key (after the 401 challenge), however many signatures follow.
@@ -65,7 +56,7 @@ async fn versionless_uri_pins_the_current_version() {
     };
     let pinned = emulator.versions(&name)[0].clone();
     let _newer = emulator.rotate(&name).expect("rotates");
-    issue_one(key.as_ref())
+    issue_test_certificate(key.as_ref())
         .await
         .expect("still signs with the pinned version");
 
@@ -155,7 +146,7 @@ async fn throttling_with_retry_after_is_survived() {
         },
     );
     let started = std::time::Instant::now();
-    issue_one(key.as_ref())
+    issue_test_certificate(key.as_ref())
         .await
         .expect("issued after throttling");
     assert_eq!(emulator.count(&name, "sign"), 3);
@@ -189,7 +180,9 @@ async fn latency_past_the_deadline_times_out() {
             ..Faults::default()
         },
     );
-    let err = issue_one(key.as_ref()).await.expect_err("too slow");
+    let err = issue_test_certificate(key.as_ref())
+        .await
+        .expect_err("too slow");
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
 }
 
@@ -206,7 +199,9 @@ async fn bad_signatures_never_become_certificates() {
             ..Faults::default()
         },
     );
-    let err = issue_one(key.as_ref()).await.expect_err("wrong length");
+    let err = issue_test_certificate(key.as_ref())
+        .await
+        .expect_err("wrong length");
     assert_eq!(err.kind(), ErrorKind::BadSignature, "{err}");
     assert!(err.to_string().contains("132 bytes"), "{err}");
 
@@ -217,10 +212,12 @@ async fn bad_signatures_never_become_certificates() {
             ..Faults::default()
         },
     );
-    let err = issue_one(key.as_ref()).await.expect_err("flipped byte");
+    let err = issue_test_certificate(key.as_ref())
+        .await
+        .expect_err("flipped byte");
     assert_eq!(err.kind(), ErrorKind::BadSignature, "{err}");
 
-    issue_one(key.as_ref())
+    issue_test_certificate(key.as_ref())
         .await
         .expect("an honest answer issues");
 }

@@ -5,19 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kmssh_conformance::cases::issue_test_certificate;
 use kmssh_conformance::conformance_suite;
 use kmssh_conformance::gcp::{emulator_options, open, real_key_versions, suite_key};
 use kmssh_conformance::gcp_emulator::{
     EC_SIGN_SECP256K1_SHA256, Faults, GcpKmsEmulator, RSA_SIGN_PSS_2048_SHA256,
 };
 use kmssh_core::{Algorithm, ErrorKind, ErrorStatus, KmsKey, RetryPolicy};
-use kmssh_pki::{CertificateParameters, issue, parse_subject_key};
 
 conformance_suite!(p256, suite_key(Algorithm::EcdsaP256Sha256));
 conformance_suite!(p384, suite_key(Algorithm::EcdsaP384Sha384));
-
-const SUBJECT: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
 
 fn emulator() -> Option<&'static GcpKmsEmulator> {
     if real_key_versions().is_some() {
@@ -36,12 +33,6 @@ async fn emulated(
         .await
         .expect("opens");
     Some((emulator, name, key))
-}
-
-async fn issue_one(key: &dyn KmsKey) -> Result<kmssh_pki::Certificate, kmssh_pki::Error> {
-    let mut params = CertificateParameters::user();
-    params.principal("alice").expect("principal");
-    issue(key, &parse_subject_key(SUBJECT).expect("subject"), &params).await
 }
 
 /// One `getPublicKey` per opened key version, however many signatures follow.
@@ -137,7 +128,7 @@ async fn throttling_is_survived() {
             ..Faults::default()
         },
     );
-    issue_one(key.as_ref())
+    issue_test_certificate(key.as_ref())
         .await
         .expect("issued after throttling");
     assert_eq!(emulator.count(&name, "asymmetricSign"), 4);
@@ -164,7 +155,9 @@ async fn latency_past_the_deadline_times_out() {
             ..Faults::default()
         },
     );
-    let err = issue_one(key.as_ref()).await.expect_err("too slow");
+    let err = issue_test_certificate(key.as_ref())
+        .await
+        .expect_err("too slow");
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
 }
 
@@ -193,7 +186,7 @@ async fn integrity_faults_are_retried_once_then_refused() {
     for (what, faults) in cases {
         let before = emulator.count(&name, "asymmetricSign");
         emulator.set_faults(&name, faults(1));
-        issue_one(key.as_ref())
+        issue_test_certificate(key.as_ref())
             .await
             .unwrap_or_else(|e| panic!("{what} once should be retried: {e}"));
         assert_eq!(
@@ -203,7 +196,7 @@ async fn integrity_faults_are_retried_once_then_refused() {
         );
 
         emulator.set_faults(&name, faults(2));
-        let err = issue_one(key.as_ref()).await.expect_err(what);
+        let err = issue_test_certificate(key.as_ref()).await.expect_err(what);
         assert_eq!(err.kind(), ErrorKind::BadSignature, "{what}: {err}");
     }
 }
