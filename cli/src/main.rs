@@ -1,0 +1,478 @@
+//! `kmssh`: an OpenSSH certificate authority whose key stays in a KMS (or a local file).
+//!
+//! Exit status: 0 success, 2 usage, 3 bad input, 4 key or permission, 5 provider
+//! unavailable (retry later), 6 verification failed, 1 anything else.
+
+#![forbid(unsafe_code)]
+
+mod options;
+mod validity;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+#[cfg(feature = "aws")]
+use kmssh_backend_aws as _;
+#[cfg(feature = "azure")]
+use kmssh_backend_azure as _;
+#[cfg(feature = "gcp")]
+use kmssh_backend_gcp as _;
+#[cfg(feature = "local")]
+use kmssh_backend_local as _;
+use kmssh_core::{ErrorKind, KmsKey};
+use kmssh_pki::{
+    Certificate, CertificateParameters, CertificateType, VerifyOptions, cert_path_for, issue,
+    parse_subject_key, pubkey_string, ssh_public_key, unix_now,
+};
+
+/// A failure, with the class that picks the exit status.
+struct Failure {
+    class: Class,
+    message: String,
+}
+
+#[derive(Clone, Copy)]
+enum Class {
+    Input,
+    Key,
+    Unavailable,
+    Verification,
+    Other,
+}
+
+impl Class {
+    fn exit_code(self) -> u8 {
+        match self {
+            Self::Input => 3,
+            Self::Key => 4,
+            Self::Unavailable => 5,
+            Self::Verification => 6,
+            Self::Other => 1,
+        }
+    }
+
+    fn of(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::InvalidInput | ErrorKind::InvalidUri => Self::Input,
+            ErrorKind::NotFound
+            | ErrorKind::PermissionDenied
+            | ErrorKind::InvalidKey
+            | ErrorKind::UnsupportedAlgorithm
+            | ErrorKind::BackendNotCompiled
+            | ErrorKind::Config => Self::Key,
+            ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::Timeout => Self::Unavailable,
+            ErrorKind::BadSignature => Self::Verification,
+            _ => Self::Other,
+        }
+    }
+}
+
+fn input(message: impl Into<String>) -> Failure {
+    Failure {
+        class: Class::Input,
+        message: message.into(),
+    }
+}
+
+impl From<kmssh_core::Error> for Failure {
+    fn from(e: kmssh_core::Error) -> Self {
+        Self {
+            class: Class::of(e.kind()),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<kmssh_pki::Error> for Failure {
+    fn from(e: kmssh_pki::Error) -> Self {
+        let class = match &e {
+            kmssh_pki::Error::Verify(_) => Class::Verification,
+            other => Class::of(other.kind()),
+        };
+        Self {
+            class,
+            message: e.to_string(),
+        }
+    }
+}
+
+#[derive(Parser)]
+#[command(
+    name = "kmssh",
+    version,
+    about = "An OpenSSH certificate authority whose private key stays in a KMS"
+)]
+struct Cli {
+    /// Show tracing logs on stderr.
+    #[arg(long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CurveArg {
+    P256,
+    P384,
+    P521,
+}
+
+#[derive(clap::Args)]
+struct KeyArgs {
+    /// Create a `local:PATH` key file (mode 0600) if it does not exist; reuse it if it does.
+    #[arg(long)]
+    create: bool,
+    /// Curve for `--create`.
+    #[arg(long, value_enum, default_value = "p256")]
+    curve: CurveArg,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Issue certificates for public keys, written beside each as `NAME-cert.pub`.
+    ///
+    /// Example: kmssh sign --ca local:ca_key --create -n alice -I alice@example.com -V +8h id_ed25519.pub
+    Sign {
+        /// The CA key URI.
+        #[arg(long)]
+        ca: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Issue host certificates.
+        #[arg(long)]
+        host: bool,
+        /// A principal (repeatable, or comma-separated).
+        #[arg(short = 'n', long = "principal", value_delimiter = ',')]
+        principals: Vec<String>,
+        /// The key id.
+        #[arg(short = 'I', long = "key-id", default_value = "")]
+        key_id: String,
+        /// The serial (default: random).
+        #[arg(short = 'z', long)]
+        serial: Option<u64>,
+        /// Validity, as ssh-keygen takes it: +8h, -5m:+1d, YYYYMMDD[HHMM[SS]], always:forever.
+        #[arg(short = 'V', long, allow_hyphen_values = true)]
+        validity: Option<String>,
+        /// An option, as ssh-keygen names them (repeatable): clear, force-command=CMD,
+        /// source-address=LIST, verify-required, no-pty, permit-pty, …,
+        /// extension:NAME[=VALUE], critical:NAME[=VALUE].
+        #[arg(short = 'O', long = "option")]
+        options: Vec<String>,
+        /// How long before now validity starts when -V gives no start (e.g. 60s, 0).
+        #[arg(long)]
+        backdate: Option<String>,
+        /// Allow an empty principal list (a certificate valid for anyone).
+        #[arg(long)]
+        allow_any_principal: bool,
+        /// Overwrite existing certificate files.
+        #[arg(long)]
+        force: bool,
+        /// Public key files (`-` reads stdin and writes the certificate to stdout).
+        #[arg(required = true)]
+        public_keys: Vec<PathBuf>,
+    },
+    /// Print the CA's public key: an OpenSSH line for TrustedUserCAKeys / @cert-authority,
+    /// or SubjectPublicKeyInfo PEM.
+    ///
+    /// Example: kmssh pubkey --ca aws-kms:alias/ssh-ca --comment "prod user CA"
+    Pubkey {
+        /// The CA key URI.
+        #[arg(long)]
+        ca: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// A comment for the OpenSSH line.
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "openssh")]
+        format: PubkeyFormat,
+    },
+    /// Show a certificate, like `ssh-keygen -L`.
+    ///
+    /// Example: kmssh inspect id_ed25519-cert.pub --json
+    Inspect {
+        /// The certificate file.
+        certificate: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a certificate against a CA (a key URI or a CA .pub file).
+    ///
+    /// Example: kmssh verify --ca ca.pub --principal alice id_ed25519-cert.pub
+    Verify {
+        /// CA key URI, or a file with the CA's OpenSSH public key.
+        #[arg(long)]
+        ca: String,
+        /// A principal the certificate must list.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Check validity at this Unix time instead of now.
+        #[arg(long)]
+        at: Option<u64>,
+        /// The certificate file.
+        certificate: PathBuf,
+    },
+    /// Sign a message (hashed locally) and print the signature.
+    ///
+    /// Example: kmssh sign-message --key local:ca_key --format base64 challenge.bin
+    SignMessage {
+        /// The key URI.
+        #[arg(long)]
+        key: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "base64")]
+        format: MessageFormat,
+        /// The message file, or `-` for stdin.
+        message: PathBuf,
+    },
+    /// List the compiled-in backends and their URI schemes.
+    ///
+    /// Example: kmssh backends
+    Backends,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PubkeyFormat {
+    Openssh,
+    Pem,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MessageFormat {
+    Der,
+    Base64,
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
+    if path == Path::new("-") {
+        let mut buffer = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buffer)
+            .map_err(|e| input(format!("stdin: {e}")))?;
+        Ok(buffer)
+    } else {
+        std::fs::read(path).map_err(|e| input(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Opens a key URI; with `--create`, makes a missing `local:` key file first.
+async fn open_key(uri: &str, key: &KeyArgs) -> Result<Arc<dyn KmsKey>, Failure> {
+    if key.create {
+        let path = uri
+            .strip_prefix("local:")
+            .filter(|p| !p.starts_with("ephemeral"))
+            .ok_or_else(|| input("--create applies to local:PATH keys only"))?;
+        let path = Path::new(path.split('?').next().unwrap_or(path));
+        if !path.exists() {
+            options::create_local_key(path, key.curve)?;
+        }
+    }
+    Ok(kmssh_core::open(uri).await?)
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Backends => {
+            for backend in kmssh_core::backends() {
+                println!(
+                    "{:<10} {}",
+                    format!("{}:", backend.scheme),
+                    backend.description
+                );
+            }
+            Ok(())
+        }
+        Command::Pubkey {
+            ca,
+            key,
+            comment,
+            format,
+        } => {
+            let key = open_key(&ca, &key).await?;
+            match format {
+                PubkeyFormat::Openssh => println!("{}", pubkey_string(key.public_key(), &comment)),
+                PubkeyFormat::Pem => print!("{}", key.public_key().to_pem()?),
+            }
+            Ok(())
+        }
+        Command::Sign {
+            ca,
+            key,
+            host,
+            principals,
+            key_id,
+            serial,
+            validity,
+            options,
+            backdate,
+            allow_any_principal,
+            force,
+            public_keys,
+        } => {
+            let now = unix_now();
+            let mut params = CertificateParameters::new(if host {
+                CertificateType::Host
+            } else {
+                CertificateType::User
+            });
+            params.principals(principals)?.key_id(key_id)?;
+            if let Some(serial) = serial {
+                params.serial(serial)?;
+            }
+            if let Some(text) = validity {
+                let window = validity::parse_validity(&text, now).map_err(input)?;
+                if let Some(after) = window.after {
+                    params.valid_after(after)?;
+                }
+                if let Some(before) = window.before {
+                    params.valid_before(before)?;
+                }
+            }
+            if let Some(text) = backdate {
+                params.backdate(Duration::from_secs(
+                    validity::parse_duration(&text).map_err(input)?,
+                ))?;
+            }
+            options::apply(&mut params, &options, host)?;
+            if allow_any_principal {
+                params.allow_any_principal();
+            }
+            // Check everything before touching the key.
+            params.resolve(now)?;
+            let mut jobs = Vec::new();
+            for path in &public_keys {
+                let text = String::from_utf8(read_input(path)?)
+                    .map_err(|_| input(format!("{}: not text", path.display())))?;
+                let subject = parse_subject_key(&text)?;
+                let comment = text.split_whitespace().nth(2).unwrap_or("").to_owned();
+                let target = (path != Path::new("-")).then(|| cert_path_for(path));
+                if let Some(target) = &target
+                    && target.exists()
+                    && !force
+                {
+                    return Err(input(format!(
+                        "{} exists: use --force to overwrite",
+                        target.display()
+                    )));
+                }
+                jobs.push((subject, comment, target));
+            }
+            let ca_key = open_key(&ca, &key).await?;
+            let mut tasks = tokio::task::JoinSet::new();
+            let limit = Arc::new(tokio::sync::Semaphore::new(32));
+            for (index, (subject, comment, target)) in jobs.into_iter().enumerate() {
+                let (ca_key, params, limit) = (ca_key.clone(), params.clone(), limit.clone());
+                tasks.spawn(async move {
+                    let _permit = limit.acquire_owned().await;
+                    let cert = issue(ca_key.as_ref(), &subject, &params).await;
+                    (index, cert.map(|c| (c.cert_string(&comment), target)))
+                });
+            }
+            let mut results = Vec::new();
+            while let Some(done) = tasks.join_next().await {
+                results.push(done.map_err(|e| Failure {
+                    class: Class::Other,
+                    message: e.to_string(),
+                })?);
+            }
+            results.sort_by_key(|(index, _)| *index);
+            for (_, result) in results {
+                let (line, target) = result?;
+                match target {
+                    Some(target) => std::fs::write(&target, format!("{line}\n"))
+                        .map_err(|e| input(format!("{}: {e}", target.display())))?,
+                    None => println!("{line}"),
+                }
+            }
+            Ok(())
+        }
+        Command::Inspect { certificate, json } => {
+            let text =
+                String::from_utf8(read_input(&certificate)?).map_err(|_| input("not text"))?;
+            let cert = Certificate::from_openssh(&text)?;
+            options::print_certificate(&certificate, &cert, json);
+            Ok(())
+        }
+        Command::Verify {
+            ca,
+            principal,
+            at,
+            certificate,
+        } => {
+            let text =
+                String::from_utf8(read_input(&certificate)?).map_err(|_| input("not text"))?;
+            let cert = Certificate::from_openssh(&text)?;
+            let ca_key = if Path::new(&ca).is_file() {
+                let line = std::fs::read_to_string(&ca).map_err(|e| input(format!("{ca}: {e}")))?;
+                kmssh_pki::ssh_key::PublicKey::from_openssh(line.trim())
+                    .map_err(|e| input(format!("{ca}: not an OpenSSH public key: {e}")))?
+                    .key_data()
+                    .clone()
+            } else {
+                ssh_public_key(kmssh_core::open(&ca).await?.public_key())
+            };
+            cert.verify(
+                &ca_key,
+                &VerifyOptions {
+                    at,
+                    principal,
+                    cert_type: None,
+                },
+            )?;
+            println!("{}: valid", certificate.display());
+            Ok(())
+        }
+        Command::SignMessage {
+            key,
+            format,
+            message,
+        } => {
+            let message = read_input(&message)?;
+            let key = kmssh_core::open(&key).await?;
+            let signature = key.sign_message(&message).await?;
+            let der = signature.to_der();
+            match format {
+                MessageFormat::Der => std::io::stdout()
+                    .write_all(&der)
+                    .map_err(|e| input(e.to_string()))?,
+                MessageFormat::Base64 => {
+                    use base64ct::Encoding as _;
+                    println!("{}", base64ct::Base64::encode_string(&der));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.verbose {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("kmssh: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("kmssh: {}", failure.message);
+            ExitCode::from(failure.class.exit_code())
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The `kmssh` binary driven as a user would, with the local backend; its output checked
+//! by `ssh-keygen` and `openssl`.
+
+use std::path::Path;
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+fn kmssh() -> Command {
+    Command::cargo_bin("kmssh").expect("binary")
+}
+
+fn keygen(dir: &Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-N", "", "-t", "ed25519", "-f"])
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(ok.success());
+    path
+}
+
+fn run(command: &mut Command) -> (i32, String, String) {
+    let out = command.output().expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sign_creates_the_ca_and_writes_a_certificate_ssh_keygen_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let user = keygen(dir.path(), "id_ed25519");
+    let ca = format!("local:{}", dir.path().join("ca_key").display());
+    let (code, _, err) = run(kmssh()
+        .args([
+            "sign",
+            "--ca",
+            &ca,
+            "--create",
+            "--curve",
+            "p384",
+            "-n",
+            "alice,bob",
+            "-I",
+            "alice@example.com",
+            "-z",
+            "18446744073709551615",
+            "-V",
+            "-5m:+8h",
+            "-O",
+            "force-command=/bin/date",
+            "-O",
+            "no-pty",
+        ])
+        .arg(user.with_extension("pub")));
+    assert_eq!(code, 0, "{err}");
+    let cert = dir.path().join("id_ed25519-cert.pub");
+    let listing = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(&cert)
+        .output()
+        .expect("ssh-keygen -L");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("Signing CA: ECDSA"), "{listing}");
+    assert!(listing.contains("Key ID: \"alice@example.com\""));
+    assert!(listing.contains("Serial: 18446744073709551615"));
+    assert!(listing.contains("force-command /bin/date"));
+    assert!(!listing.contains("permit-pty"));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("ca_key"))
+            .expect("ca")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Not overwritten without --force (exit 3), overwritten with it; the CA file is reused.
+    let (code, _, err) = run(kmssh()
+        .args(["sign", "--ca", &ca, "-n", "alice"])
+        .arg(user.with_extension("pub")));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("--force"), "{err}");
+    let (code, _, err) = run(kmssh()
+        .args(["sign", "--ca", &ca, "-n", "alice", "--force"])
+        .arg(user.with_extension("pub")));
+    assert_eq!(code, 0, "{err}");
+
+    // The CA line verifies the certificate; another principal does not (exit 6).
+    let (code, ca_line, _) = run(kmssh().args(["pubkey", "--ca", &ca, "--comment", "test CA"]));
+    assert_eq!(code, 0);
+    let ca_file = dir.path().join("ca.pub");
+    std::fs::write(&ca_file, &ca_line).expect("write");
+    let (code, out, _) = run(kmssh()
+        .args(["verify", "--ca"])
+        .arg(&ca_file)
+        .args(["--principal", "alice"])
+        .arg(&cert));
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = run(kmssh()
+        .args(["verify", "--ca"])
+        .arg(&ca_file)
+        .args(["--principal", "mallory"])
+        .arg(&cert));
+    assert_eq!(code, 6, "{err}");
+
+    let (code, json, _) = run(kmssh().args(["inspect", "--json"]).arg(&cert));
+    assert_eq!(code, 0);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(value["principals"], serde_json::json!(["alice"]));
+}
+
+#[test]
+fn stdin_in_stdout_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let user = keygen(dir.path(), "id");
+    let out = kmssh()
+        .args([
+            "sign",
+            "--ca",
+            "local:ephemeral?curve=p256",
+            "-n",
+            "alice",
+            "-",
+        ])
+        .stdin(std::fs::File::open(user.with_extension("pub")).expect("pub"))
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        line.starts_with("ssh-ed25519-cert-v01@openssh.com "),
+        "{line}"
+    );
+}
+
+#[test]
+fn message_signatures_verify_with_openssl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = format!("local:{}", dir.path().join("key").display());
+    assert_eq!(
+        run(kmssh().args(["pubkey", "--ca", &ca, "--create", "--format", "pem"])).0,
+        0
+    );
+    let pem = run(kmssh().args(["pubkey", "--ca", &ca, "--format", "pem"])).1;
+    std::fs::write(dir.path().join("pub.pem"), pem).expect("write");
+    std::fs::write(dir.path().join("msg"), vec![b'x'; 10_000]).expect("write");
+    let out = kmssh()
+        .args(["sign-message", "--key", &ca, "--format", "der"])
+        .arg(dir.path().join("msg"))
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    std::fs::write(dir.path().join("msg.sig"), &out.stdout).expect("write");
+    let verified = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(dir.path().join("pub.pem"))
+        .arg("-signature")
+        .arg(dir.path().join("msg.sig"))
+        .arg(dir.path().join("msg"))
+        .output()
+        .expect("openssl");
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("Verified OK"));
+}
+
+#[test]
+fn bad_input_gets_its_exit_code_and_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let user = keygen(dir.path(), "id");
+    let pubkey = user.with_extension("pub");
+    let cases: [(&[&str], i32, &str); 6] = [
+        (
+            &[
+                "sign",
+                "--ca",
+                "local:ephemeral",
+                "-n",
+                "a",
+                "-O",
+                "permit-everything",
+            ],
+            3,
+            "unknown -O option",
+        ),
+        (
+            &["sign", "--ca", "local:ephemeral", "-n", "a", "-V", "+1x"],
+            3,
+            "unknown time unit",
+        ),
+        (&["sign", "--ca", "local:ephemeral"], 3, "no principals"),
+        (
+            &["sign", "--ca", "local:/nonexistent/key", "-n", "a"],
+            4,
+            "cannot read key file",
+        ),
+        (
+            &["sign", "--ca", "nosuch:key", "-n", "a"],
+            3,
+            "unknown key URI scheme",
+        ),
+        (
+            &[
+                "sign",
+                "--ca",
+                "local:ephemeral",
+                "-n",
+                "a",
+                "-V",
+                "+1h:+1m",
+            ],
+            3,
+            "must be later",
+        ),
+    ];
+    for (args, expected, text) in cases {
+        let (code, _, err) = run(kmssh().args(args).arg(&pubkey));
+        assert_eq!(code, expected, "{args:?}: {err}");
+        assert!(err.contains(text), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
+    }
+    let (code, _, _) = run(kmssh().args(["sign", "--bogus"]));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn backends_lists_every_compiled_in_scheme() {
+    let (code, out, _) = run(kmssh().arg("backends"));
+    assert_eq!(code, 0);
+    for scheme in ["local:", "aws-kms:", "gcp-kms:", "azure-kv:"] {
+        assert!(out.contains(scheme), "{out}");
+    }
+}
