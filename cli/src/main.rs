@@ -172,8 +172,18 @@ enum Command {
         #[arg(long)]
         force: bool,
         /// Public key files (`-` reads stdin and writes the certificate to stdout).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "csr")]
         public_keys: Vec<PathBuf>,
+        /// Issue exactly what a paramiko-cloud CSR protobuf asks for (`-` for stdin);
+        /// certificate flags beside it are an error, not a merge.
+        #[arg(long, conflicts_with_all = ["host", "principals", "key_id", "serial", "validity", "options", "backdate", "force", "public_keys"])]
+        csr: Option<PathBuf>,
+        /// How the CSR file is encoded.
+        #[arg(long, value_enum, default_value = "binary", requires = "csr")]
+        csr_format: CsrFormat,
+        /// With --csr: write the certificate line here instead of stdout.
+        #[arg(short = 'o', long, requires = "csr")]
+        output: Option<PathBuf>,
     },
     /// Print the CA's public key: an OpenSSH line for TrustedUserCAKeys / @cert-authority,
     /// or SubjectPublicKeyInfo PEM.
@@ -238,6 +248,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum CsrFormat {
+    Binary,
+    Base64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum PubkeyFormat {
     Openssh,
     Pem,
@@ -274,6 +290,41 @@ async fn open_key(uri: &str, key: &KeyArgs) -> Result<Arc<dyn KmsKey>, Failure> 
         }
     }
     Ok(kmssh_core::open(uri).await?)
+}
+
+/// `sign --csr`: every field of the request honoured, as paramiko-cloud does.
+async fn sign_csr(
+    ca: &str,
+    key: &KeyArgs,
+    path: &Path,
+    format: CsrFormat,
+    output: Option<&Path>,
+    allow_any_principal: bool,
+) -> Result<(), Failure> {
+    let raw = read_input(path)?;
+    let bytes = match format {
+        CsrFormat::Binary => raw,
+        CsrFormat::Base64 => {
+            use base64ct::Encoding as _;
+            let text = String::from_utf8(raw).map_err(|_| input("the CSR is not base64 text"))?;
+            let compact: String = text.split_whitespace().collect();
+            base64ct::Base64::decode_vec(&compact)
+                .map_err(|_| input("the CSR is not valid base64"))?
+        }
+    };
+    let request = kmssh_pki::CertificateSigningRequest::from_proto(&bytes)?;
+    let params = request.to_parameters(allow_any_principal)?;
+    let ca_key = open_key(ca, key).await?;
+    let cert = issue(ca_key.as_ref(), &request.public_key, &params).await?;
+    let line = cert.cert_string(&request.key_id);
+    match output {
+        Some(path) => std::fs::write(path, format!("{line}\n"))
+            .map_err(|e| input(format!("{}: {e}", path.display()))),
+        None => {
+            println!("{line}");
+            Ok(())
+        }
+    }
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -314,7 +365,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             allow_any_principal,
             force,
             public_keys,
+            csr,
+            csr_format,
+            output,
         } => {
+            if let Some(csr) = csr {
+                return sign_csr(
+                    &ca,
+                    &key,
+                    &csr,
+                    csr_format,
+                    output.as_deref(),
+                    allow_any_principal,
+                )
+                .await;
+            }
             let now = unix_now();
             let mut params = CertificateParameters::new(if host {
                 CertificateType::Host

@@ -237,3 +237,54 @@ fn backends_lists_every_compiled_in_scheme() {
         assert!(out.contains(scheme), "{out}");
     }
 }
+
+/// A paramiko-cloud CSR is issued exactly as asked; flags beside --csr are refused.
+#[test]
+fn csr_requests_are_issued_as_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The `ecdsa-host` request paramiko-cloud serialized (pki's vector file).
+    let csr_b64 = "CAEiBndlYi0wMSgHMhJ3ZWItMDEuZXhhbXBsZS5jb20yCTEwLjAuMC4xNTiA4s+qBkCA1/SqBkoTZWNkc2Etc2hhMi1uaXN0cDI1NlJRAAAACG5pc3RwMjU2AAAAQQTORp10I9ljwfpFOmX6dNGgshjXG8N9I2GHmoYZQhGTkt2vUgg87dplLiUxUq2c8Sf/EgDTbO4MsDNPa0B7rzdD";
+    let csr = dir.path().join("host.csr");
+    std::fs::write(&csr, csr_b64).expect("write");
+    let cert = dir.path().join("host-cert.pub");
+    let (code, _, err) = run(kmssh()
+        .args(["sign", "--ca", "local:ephemeral?curve=p256", "--csr"])
+        .arg(&csr)
+        .args(["--csr-format", "base64", "-o"])
+        .arg(&cert));
+    assert_eq!(code, 0, "{err}");
+    let listing = Command::new("ssh-keygen")
+        .env("TZ", "UTC")
+        .arg("-L")
+        .arg("-f")
+        .arg(&cert)
+        .output()
+        .expect("ssh-keygen -L");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("host certificate"), "{listing}");
+    assert!(
+        listing.contains("Key ID: \"web-01\"") && listing.contains("Serial: 7"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("web-01.example.com") && listing.contains("10.0.0.15"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("Valid: from 2023-11-14T22:13:20 to 2023-11-21T22:13:20"),
+        "{listing}"
+    );
+    assert!(listing.contains("Extensions: (none)"), "{listing}");
+
+    let (code, _, err) = run(kmssh()
+        .args(["sign", "--ca", "local:ephemeral", "--csr"])
+        .arg(&csr)
+        .args(["-n", "extra"]));
+    assert_eq!(code, 2, "{err}");
+    std::fs::write(&csr, "not base64 at all!").expect("write");
+    let (code, _, _) = run(kmssh()
+        .args(["sign", "--ca", "local:ephemeral", "--csr"])
+        .arg(&csr)
+        .args(["--csr-format", "base64"]));
+    assert_eq!(code, 3);
+}
