@@ -154,7 +154,7 @@ enum Command {
         /// The serial (default: random).
         #[arg(short = 'z', long)]
         serial: Option<u64>,
-        /// Validity, as ssh-keygen takes it: +8h, -5m:+1d, YYYYMMDD[HHMM[SS]], always:forever.
+        /// Validity, as ssh-keygen takes it: `+8h`, `-5m:+1d`, `YYYYMMDD[HHMM[SS]]`, `always:forever`.
         #[arg(short = 'V', long, allow_hyphen_values = true)]
         validity: Option<String>,
         /// An option, as ssh-keygen names them (repeatable): clear, force-command=CMD,
