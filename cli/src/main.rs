@@ -235,9 +235,13 @@ enum Command {
         /// The key URI.
         #[arg(long)]
         key: String,
-        /// Output format.
+        /// Output format: DER, base64 DER (`openssl dgst -verify`), or an SSH signature
+        /// (`ssh-keygen -Y verify`).
         #[arg(long, value_enum, default_value = "base64")]
         format: MessageFormat,
+        /// The SSH signature namespace (with `--format ssh-sig`).
+        #[arg(long, default_value = "file")]
+        namespace: String,
         /// The message file, or `-` for stdin.
         message: PathBuf,
     },
@@ -263,6 +267,7 @@ enum PubkeyFormat {
 enum MessageFormat {
     Der,
     Base64,
+    SshSig,
 }
 
 fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
@@ -290,6 +295,24 @@ async fn open_key(uri: &str, key: &KeyArgs) -> Result<Arc<dyn KmsKey>, Failure> 
         }
     }
     Ok(kmssh_core::open(uri).await?)
+}
+
+/// `sign-message --format ssh-sig`: an `SSHSIG` (PROTOCOL.sshsig) over the message's
+/// SHA-512, signed through the key, as `ssh-keygen -Y sign` writes it.
+async fn sign_sshsig(key: &dyn KmsKey, namespace: &str, message: &[u8]) -> Result<(), Failure> {
+    use kmssh_pki::ssh_key::{HashAlg, LineEnding, SshSig};
+    let encoding = |e: kmssh_pki::ssh_key::Error| input(format!("SSH signature: {e}"));
+    let signed_data = SshSig::signed_data(namespace, HashAlg::Sha512, message).map_err(encoding)?;
+    let signature = key.sign_message(&signed_data).await?;
+    let sshsig = SshSig::new(
+        ssh_public_key(key.public_key()),
+        namespace,
+        HashAlg::Sha512,
+        kmssh_pki::ssh_signature(&signature)?,
+    )
+    .map_err(encoding)?;
+    print!("{}", sshsig.to_pem(LineEnding::LF).map_err(encoding)?);
+    Ok(())
 }
 
 /// `sign --csr`: every field of the request honoured, as paramiko-cloud does.
@@ -496,22 +519,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::SignMessage {
             key,
             format,
+            namespace,
             message,
         } => {
             let message = read_input(&message)?;
             let key = kmssh_core::open(&key).await?;
-            let signature = key.sign_message(&message).await?;
-            let der = signature.to_der();
             match format {
-                MessageFormat::Der => std::io::stdout()
-                    .write_all(&der)
-                    .map_err(|e| input(e.to_string()))?,
-                MessageFormat::Base64 => {
-                    use base64ct::Encoding as _;
-                    println!("{}", base64ct::Base64::encode_string(&der));
+                MessageFormat::SshSig => sign_sshsig(key.as_ref(), &namespace, &message).await,
+                MessageFormat::Der | MessageFormat::Base64 => {
+                    let der = key.sign_message(&message).await?.to_der();
+                    if let MessageFormat::Der = format {
+                        std::io::stdout()
+                            .write_all(&der)
+                            .map_err(|e| input(e.to_string()))?;
+                    } else {
+                        use base64ct::Encoding as _;
+                        println!("{}", base64ct::Base64::encode_string(&der));
+                    }
+                    Ok(())
                 }
             }
-            Ok(())
         }
     }
 }

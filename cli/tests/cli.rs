@@ -288,3 +288,53 @@ fn csr_requests_are_issued_as_asked() {
         .args(["--csr-format", "base64"]));
     assert_eq!(code, 3);
 }
+
+/// `--format ssh-sig` output verifies with `ssh-keygen -Y verify`.
+#[test]
+fn ssh_signatures_verify_with_ssh_keygen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = format!("local:{}", dir.path().join("key").display());
+    assert_eq!(
+        run(kmssh().args(["pubkey", "--ca", &key, "--create", "--curve", "p521"])).0,
+        0
+    );
+    let line = run(kmssh().args(["pubkey", "--ca", &key])).1;
+    std::fs::write(
+        dir.path().join("allowed_signers"),
+        format!("ops@example.com {line}"),
+    )
+    .expect("write");
+    let message = dir.path().join("release.tar");
+    std::fs::write(&message, vec![42u8; 100_000]).expect("write");
+    let (code, sig, err) = run(kmssh()
+        .args([
+            "sign-message",
+            "--key",
+            &key,
+            "--format",
+            "ssh-sig",
+            "--namespace",
+            "release",
+        ])
+        .arg(&message));
+    assert_eq!(code, 0, "{err}");
+    assert!(sig.starts_with("-----BEGIN SSH SIGNATURE-----"), "{sig}");
+    std::fs::write(dir.path().join("release.sig"), sig).expect("write");
+    let verify = |namespace: &str| {
+        Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-f"])
+            .arg(dir.path().join("allowed_signers"))
+            .args(["-I", "ops@example.com", "-n", namespace, "-s"])
+            .arg(dir.path().join("release.sig"))
+            .stdin(std::fs::File::open(&message).expect("message"))
+            .output()
+            .expect("ssh-keygen -Y verify")
+    };
+    let good = verify("release");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(!verify("other-namespace").status.success());
+}
