@@ -21,6 +21,18 @@ fn keygen(dir: &Path, name: &str) -> std::path::PathBuf {
     path
 }
 
+/// `ssh-keygen -L` of a certificate, in UTC.
+fn ssh_keygen_list(cert: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .env("TZ", "UTC")
+        .arg("-L")
+        .arg("-f")
+        .arg(cert)
+        .output()
+        .expect("ssh-keygen -L");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn run(command: &mut Command) -> (i32, String, String) {
     let out = command.output().expect("runs");
     (
@@ -59,13 +71,7 @@ fn sign_creates_the_ca_and_writes_a_certificate_ssh_keygen_reads() {
         .arg(user.with_extension("pub")));
     assert_eq!(code, 0, "{err}");
     let cert = dir.path().join("id_ed25519-cert.pub");
-    let listing = Command::new("ssh-keygen")
-        .arg("-L")
-        .arg("-f")
-        .arg(&cert)
-        .output()
-        .expect("ssh-keygen -L");
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = ssh_keygen_list(&cert);
     assert!(listing.contains("Signing CA: ECDSA"), "{listing}");
     assert!(listing.contains("Key ID: \"alice@example.com\""));
     assert!(listing.contains("Serial: 18446744073709551615"));
@@ -253,14 +259,7 @@ fn csr_requests_are_issued_as_asked() {
         .args(["--csr-format", "base64", "-o"])
         .arg(&cert));
     assert_eq!(code, 0, "{err}");
-    let listing = Command::new("ssh-keygen")
-        .env("TZ", "UTC")
-        .arg("-L")
-        .arg("-f")
-        .arg(&cert)
-        .output()
-        .expect("ssh-keygen -L");
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = ssh_keygen_list(&cert);
     assert!(listing.contains("host certificate"), "{listing}");
     assert!(
         listing.contains("Key ID: \"web-01\"") && listing.contains("Serial: 7"),

@@ -14,6 +14,36 @@ const BACKENDS: &[&str] = &["local", "aws", "gcp", "azure"];
 /// Backends with a bench target.
 const BENCHES: &[&str] = &["local", "aws"];
 
+/// A cloud backend's conformance target: the emulator by default, the real service
+/// when its environment variable names keys.
+struct Cloud {
+    backend: &'static str,
+    real_env: &'static str,
+    real: &'static str,
+    emulated: &'static str,
+}
+
+const CLOUDS: &[Cloud] = &[
+    Cloud {
+        backend: "aws",
+        real_env: "KMSSH_AWS_KEY_IDS",
+        real: "real AWS KMS: KMSSH_AWS_KEY_IDS and the standard AWS environment",
+        emulated: "ministack on 127.0.0.1",
+    },
+    Cloud {
+        backend: "gcp",
+        real_env: "KMSSH_GCP_KEY_VERSIONS",
+        real: "real Cloud KMS: KMSSH_GCP_KEY_VERSIONS and Application Default Credentials",
+        emulated: "in-process Cloud KMS emulator on 127.0.0.1",
+    },
+    Cloud {
+        backend: "azure",
+        real_env: "KMSSH_AZURE_KEYS",
+        real: "a real vault: KMSSH_AZURE_KEYS and Azure credentials",
+        emulated: "in-process Key Vault emulator over HTTPS on 127.0.0.1",
+    },
+];
+
 /// Crates no build of `kmssh-pki` may pull in: it must stay offline and runtime-free.
 const PKI_FORBIDDEN: &[&str] = &["tokio", "hyper", "reqwest", "aws-", "google-", "azure_"];
 
@@ -34,6 +64,18 @@ fn run(step: &str, command: &mut Command) -> Result<(), String> {
 }
 
 fn conformance(backend: &str) -> Result<(), String> {
+    if let Some(cloud) = CLOUDS.iter().find(|c| c.backend == backend) {
+        prerequisites()?;
+        let mode = if std::env::var_os(cloud.real_env).is_some() {
+            cloud.real
+        } else {
+            cloud.emulated
+        };
+        return run(
+            &format!("conformance {backend} ({mode})"),
+            cargo().args(["test", "-p", "kmssh-conformance", "--test", backend]),
+        );
+    }
     match backend {
         "local" => {
             prerequisites()?;
@@ -61,42 +103,6 @@ fn conformance(backend: &str) -> Result<(), String> {
                     "--test",
                     "local",
                 ]),
-            )
-        }
-        "aws" => {
-            prerequisites()?;
-            let target = if std::env::var_os("KMSSH_AWS_KEY_IDS").is_some() {
-                "conformance aws (real AWS KMS: KMSSH_AWS_KEY_IDS and the standard AWS environment)"
-            } else {
-                "conformance aws (ministack on 127.0.0.1)"
-            };
-            run(
-                target,
-                cargo().args(["test", "-p", "kmssh-conformance", "--test", "aws"]),
-            )
-        }
-        "gcp" => {
-            prerequisites()?;
-            let target = if std::env::var_os("KMSSH_GCP_KEY_VERSIONS").is_some() {
-                "conformance gcp (real Cloud KMS: KMSSH_GCP_KEY_VERSIONS and Application Default Credentials)"
-            } else {
-                "conformance gcp (in-process Cloud KMS emulator on 127.0.0.1)"
-            };
-            run(
-                target,
-                cargo().args(["test", "-p", "kmssh-conformance", "--test", "gcp"]),
-            )
-        }
-        "azure" => {
-            prerequisites()?;
-            let target = if std::env::var_os("KMSSH_AZURE_KEYS").is_some() {
-                "conformance azure (a real vault: KMSSH_AZURE_KEYS and Azure credentials)"
-            } else {
-                "conformance azure (in-process Key Vault emulator over HTTPS on 127.0.0.1)"
-            };
-            run(
-                target,
-                cargo().args(["test", "-p", "kmssh-conformance", "--test", "azure"]),
             )
         }
         "all" => BACKENDS.iter().try_for_each(|b| conformance(b)),
