@@ -7,6 +7,7 @@
 
 mod options;
 mod validity;
+mod x509;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -245,10 +246,96 @@ enum Command {
         /// The message file, or `-` for stdin.
         message: PathBuf,
     },
+    /// X.509 certificates signed by the key: a self-signed CA, or a leaf under it.
+    ///
+    /// Example: kmssh x509 ca --ca gcp-kms:projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1 --subject "CN=Example CA" -o ca.pem
+    X509 {
+        #[command(subcommand)]
+        command: X509Command,
+    },
     /// List the compiled-in backends and their URI schemes.
     ///
     /// Example: kmssh backends
     Backends,
+}
+
+#[derive(Subcommand)]
+enum X509Command {
+    /// Issue a self-signed CA certificate for the key (basicConstraints cA, keyCertSign,
+    /// cRLSign), as PEM.
+    ///
+    /// Example: kmssh x509 ca --ca local:ca_key --create --subject "CN=Example CA,O=Example" --days 3650 -o ca.pem
+    Ca {
+        /// The CA key URI.
+        #[arg(long)]
+        ca: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The CA's name, RFC 4514 (`CN=Example CA,O=Example`).
+        #[arg(long)]
+        subject: String,
+        /// Days of validity from now.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+        /// The serial (default: 136 random bits).
+        #[arg(long)]
+        serial: Option<u64>,
+        /// The basicConstraints pathLenConstraint (default: none).
+        #[arg(long)]
+        path_len: Option<u8>,
+        /// Write the PEM here instead of stdout.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
+    /// Sign a leaf certificate for a PKCS#10 request (its signature checked) or a public
+    /// key, issued under the CA certificate of the same key, as PEM. A request's subject is
+    /// kept; its requested extensions are not copied (the CA decides, as `openssl x509 -req`).
+    ///
+    /// Example: kmssh x509 leaf --ca local:ca_key --ca-cert ca.pem --csr server.csr --dns-name www.example.com -o server.pem
+    Leaf {
+        /// The CA key URI.
+        #[arg(long)]
+        ca: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The CA certificate (PEM or DER) made for this key by `kmssh x509 ca`.
+        #[arg(long)]
+        ca_cert: PathBuf,
+        /// A PKCS#10 certificate request (PEM or DER, `-` for stdin).
+        #[arg(
+            long,
+            required_unless_present = "public_key",
+            conflicts_with = "public_key"
+        )]
+        csr: Option<PathBuf>,
+        /// A SubjectPublicKeyInfo (PEM or DER, `-` for stdin).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// The subject name, RFC 4514; required with --public-key, replaces a request's.
+        #[arg(long)]
+        subject: Option<String>,
+        /// A DNS name for subjectAltName (repeatable).
+        #[arg(long = "dns-name")]
+        dns_names: Vec<String>,
+        /// An IP address for subjectAltName (repeatable).
+        #[arg(long = "ip")]
+        ip_addresses: Vec<std::net::IpAddr>,
+        /// Add the serverAuth extended key usage.
+        #[arg(long)]
+        server_auth: bool,
+        /// Add the clientAuth extended key usage.
+        #[arg(long)]
+        client_auth: bool,
+        /// Days of validity from now (at most the CA certificate's remaining life).
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// The serial (default: 136 random bits).
+        #[arg(long)]
+        serial: Option<u64>,
+        /// Write the PEM here instead of stdout.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -350,8 +437,78 @@ async fn sign_csr(
     }
 }
 
+/// Writes text to a file, or to stdout without one.
+fn write_output(output: Option<&Path>, text: &str) -> Result<(), Failure> {
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| input(format!("{}: {e}", path.display())))
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+async fn run_x509(command: X509Command) -> Result<(), Failure> {
+    match command {
+        X509Command::Ca {
+            ca,
+            key,
+            subject,
+            days,
+            serial,
+            path_len,
+            output,
+        } => {
+            let key = open_key(&ca, &key).await?;
+            let request = x509::CaRequest {
+                subject: &subject,
+                days,
+                serial,
+                path_len,
+            };
+            write_output(output.as_deref(), &x509::issue_ca(&key, &request).await?)
+        }
+        X509Command::Leaf {
+            ca,
+            key,
+            ca_cert,
+            csr,
+            public_key,
+            subject,
+            dns_names,
+            ip_addresses,
+            server_auth,
+            client_auth,
+            days,
+            serial,
+            output,
+        } => {
+            let ca_certificate = read_input(&ca_cert)?;
+            let csr = csr.as_deref().map(read_input).transpose()?;
+            let public_key = public_key.as_deref().map(read_input).transpose()?;
+            let request = x509::LeafRequest {
+                ca_certificate: &ca_certificate,
+                csr: csr.as_deref(),
+                public_key: public_key.as_deref(),
+                subject: subject.as_deref(),
+                dns_names: &dns_names,
+                ip_addresses: &ip_addresses,
+                server_auth,
+                client_auth,
+                days,
+                serial,
+            };
+            let key = open_key(&ca, &key).await?;
+            write_output(output.as_deref(), &x509::issue_leaf(&key, &request).await?)
+        }
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::X509 { command } => run_x509(command).await,
         Command::Backends => {
             for backend in kmssh_core::backends() {
                 println!(

@@ -337,3 +337,184 @@ fn ssh_signatures_verify_with_ssh_keygen() {
     );
     assert!(!verify("other-namespace").status.success());
 }
+
+/// `openssl` with these arguments succeeds, or the test fails with its stderr.
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A self-signed CA from the key, and leaves for openssl requests of every key type and
+/// for a bare public key, all accepted by `openssl verify`; bad requests refused.
+#[test]
+fn x509_certificates_verify_with_openssl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca = format!("local:{}", d.join("ca_key").display());
+    let (code, _, err) = run(kmssh()
+        .current_dir(d)
+        .args(["x509", "ca", "--ca", &ca, "--create", "--curve", "p384"])
+        .args(["--subject", "CN=Example SSH CA,O=Example", "-o", "ca.pem"]));
+    assert_eq!(code, 0, "{err}");
+    let text = openssl(d, &["x509", "-in", "ca.pem", "-noout", "-text"]);
+    assert!(text.contains("CA:TRUE"), "{text}");
+    assert!(text.contains("Certificate Sign, CRL Sign"), "{text}");
+    assert!(text.contains("ecdsa-with-SHA384"), "{text}");
+
+    let key_types: [&[&str]; 4] = [
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
+        &["-newkey", "rsa:2048"],
+        &["-newkey", "ed25519"],
+    ];
+    for new_key in key_types {
+        openssl(
+            d,
+            &[
+                &[
+                    "req", "-new", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr",
+                ],
+                new_key,
+                &["-subj", "/CN=server.example.com"],
+            ]
+            .concat(),
+        );
+        let (code, _, err) = run(kmssh()
+            .current_dir(d)
+            .args(["x509", "leaf", "--ca", &ca, "--ca-cert", "ca.pem"])
+            .args(["--csr", "leaf.csr", "--dns-name", "server.example.com"])
+            .args(["--ip", "127.0.0.1", "--server-auth", "-o", "leaf.pem"]));
+        assert_eq!(code, 0, "{new_key:?}: {err}");
+        let verified = openssl(d, &["verify", "-CAfile", "ca.pem", "leaf.pem"]);
+        assert!(verified.contains("leaf.pem: OK"), "{new_key:?}: {verified}");
+        let text = openssl(d, &["x509", "-in", "leaf.pem", "-noout", "-text"]);
+        assert!(text.contains("CN=server.example.com") || text.contains("CN = server.example.com"));
+        assert!(
+            text.contains("DNS:server.example.com, IP Address:127.0.0.1"),
+            "{text}"
+        );
+        assert!(text.contains("TLS Web Server Authentication"), "{text}");
+    }
+
+    // A bare public key with a subject, the full u64 serial, read from stdin.
+    openssl(
+        d,
+        &["pkey", "-in", "leaf.key", "-pubout", "-out", "leaf.pub.pem"],
+    );
+    let out = kmssh()
+        .current_dir(d)
+        .args([
+            "x509",
+            "leaf",
+            "--ca",
+            &ca,
+            "--ca-cert",
+            "ca.pem",
+            "--public-key",
+            "-",
+        ])
+        .args([
+            "--subject",
+            "CN=client",
+            "--client-auth",
+            "--serial",
+            "18446744073709551615",
+        ])
+        .stdin(std::fs::File::open(d.join("leaf.pub.pem")).expect("public key"))
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(d.join("client.pem"), &out.stdout).expect("write");
+    assert!(openssl(d, &["verify", "-CAfile", "ca.pem", "client.pem"]).contains("OK"));
+    let serial = openssl(d, &["x509", "-in", "client.pem", "-noout", "-serial"]);
+    assert_eq!(serial.trim(), "serial=FFFFFFFFFFFFFFFF");
+
+    // A request whose signed content was altered after signing.
+    openssl(
+        d,
+        &[
+            "req", "-in", "leaf.csr", "-outform", "DER", "-out", "leaf.der",
+        ],
+    );
+    let mut tampered = std::fs::read(d.join("leaf.der")).expect("read");
+    let at = tampered
+        .windows(6)
+        .position(|w| w == b"server")
+        .expect("subject in request");
+    tampered[at] = b'S';
+    std::fs::write(d.join("tampered.der"), tampered).expect("write");
+
+    let leaf = |extra: &[&str]| {
+        let mut command = kmssh();
+        command
+            .current_dir(d)
+            .args(["x509", "leaf", "--ca-cert", "ca.pem"])
+            .args(extra);
+        run(&mut command)
+    };
+    let other = format!("local:{}", d.join("other_key").display());
+    let cases: [(&[&str], i32, &str); 6] = [
+        (
+            &["--ca", &ca, "--csr", "tampered.der"],
+            6,
+            "CSR's signature does not verify",
+        ),
+        (
+            &["--ca", &other, "--create", "--csr", "leaf.csr"],
+            4,
+            "for another key",
+        ),
+        (
+            &["--ca", &ca, "--csr", "leaf.csr", "--days", "5000"],
+            3,
+            "outlive its CA",
+        ),
+        (
+            &["--ca", &ca, "--public-key", "leaf.pub.pem"],
+            3,
+            "--subject is required",
+        ),
+        (
+            &["--ca", &ca, "--ca-cert", "client.pem", "--csr", "leaf.csr"],
+            2,
+            "",
+        ),
+        (&["--ca", &ca, "--csr", "leaf.key"], 3, "CSR"),
+    ];
+    for (args, expected, text) in cases {
+        let (code, _, err) = leaf(args);
+        assert_eq!(code, expected, "{args:?}: {err}");
+        assert!(err.contains(text), "{args:?}: {err}");
+    }
+    // A leaf certificate is no CA: signing under it is refused as a key problem.
+    let (code, _, err) = run(kmssh().current_dir(d).args([
+        "x509",
+        "leaf",
+        "--ca",
+        &ca,
+        "--ca-cert",
+        "client.pem",
+        "--csr",
+        "leaf.csr",
+    ]));
+    assert_eq!(code, 4, "{err}");
+    let (code, _, err) =
+        run(kmssh()
+            .current_dir(d)
+            .args(["x509", "ca", "--ca", &ca, "--subject", "not a name"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("RFC 4514"), "{err}");
+}
