@@ -236,6 +236,8 @@ enum Command {
         /// The key URI.
         #[arg(long)]
         key: String,
+        #[command(flatten)]
+        key_args: KeyArgs,
         /// Output format: DER, base64 DER (`openssl dgst -verify`), or an SSH signature
         /// (`ssh-keygen -Y verify`).
         #[arg(long, value_enum, default_value = "base64")]
@@ -506,6 +508,89 @@ async fn run_x509(command: X509Command) -> Result<(), Failure> {
     }
 }
 
+/// How many certificates are signed at once: enough to hide a KMS round trip, few
+/// enough to stay inside provider request quotas.
+const SIGN_CONCURRENCY: usize = 32;
+
+/// One public key to certify: its key, its comment, and where the certificate goes
+/// (`None`: stdout).
+type SignJob = (kmssh_pki::ssh_key::public::KeyData, String, Option<PathBuf>);
+
+/// Signs every job concurrently (bounded), with a progress bar when stderr is a
+/// terminal. Every certificate that was issued is written even when others failed; the
+/// first failure, with the count of the rest, is the error.
+async fn sign_all(
+    ca_key: Arc<dyn KmsKey>,
+    params: &CertificateParameters,
+    jobs: Vec<SignJob>,
+) -> Result<(), Failure> {
+    use std::io::IsTerminal as _;
+    let progress = if jobs.len() > 1 && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} certificates, {per_sec}, {eta} left",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let limit = Arc::new(tokio::sync::Semaphore::new(SIGN_CONCURRENCY));
+    for (index, (subject, comment, target)) in jobs.into_iter().enumerate() {
+        let (ca_key, params, limit) = (ca_key.clone(), params.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let cert = issue(ca_key.as_ref(), &subject, &params).await;
+            (index, cert.map(|c| c.cert_string(&comment)), target)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        results.push(done.map_err(|e| Failure {
+            class: Class::Other,
+            message: e.to_string(),
+        })?);
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    results.sort_by_key(|(index, _, _)| *index);
+    let mut failures = Vec::new();
+    for (_, result, target) in results {
+        let written = match (result, &target) {
+            (Err(e), _) => {
+                let failure = Failure::from(e);
+                let name = target
+                    .as_deref()
+                    .map_or_else(|| "stdin".to_owned(), |t| t.display().to_string());
+                Err(Failure {
+                    message: format!("{name}: {}", failure.message),
+                    ..failure
+                })
+            }
+            (Ok(line), Some(target)) => std::fs::write(target, format!("{line}\n"))
+                .map_err(|e| input(format!("{}: {e}", target.display()))),
+            (Ok(line), None) => {
+                println!("{line}");
+                Ok(())
+            }
+        };
+        if let Err(failure) = written {
+            failures.push(failure);
+        }
+    }
+    let more = failures.len().saturating_sub(1);
+    match failures.into_iter().next() {
+        None => Ok(()),
+        Some(first) if more == 0 => Err(first),
+        Some(first) => Err(Failure {
+            message: format!("{} (and {more} more failed)", first.message),
+            ..first
+        }),
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::X509 { command } => run_x509(command).await,
@@ -594,7 +679,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             for path in &public_keys {
                 let text = String::from_utf8(read_input(path)?)
                     .map_err(|_| input(format!("{}: not text", path.display())))?;
-                let subject = parse_subject_key(&text)?;
+                let subject = parse_subject_key(&text).map_err(|e| {
+                    let failure = Failure::from(e);
+                    Failure {
+                        message: format!("{}: {}", path.display(), failure.message),
+                        ..failure
+                    }
+                })?;
                 let comment = text.split_whitespace().nth(2).unwrap_or("").to_owned();
                 let target = (path != Path::new("-")).then(|| cert_path_for(path));
                 if let Some(target) = &target
@@ -609,33 +700,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 jobs.push((subject, comment, target));
             }
             let ca_key = open_key(&ca, &key).await?;
-            let mut tasks = tokio::task::JoinSet::new();
-            let limit = Arc::new(tokio::sync::Semaphore::new(32));
-            for (index, (subject, comment, target)) in jobs.into_iter().enumerate() {
-                let (ca_key, params, limit) = (ca_key.clone(), params.clone(), limit.clone());
-                tasks.spawn(async move {
-                    let _permit = limit.acquire_owned().await;
-                    let cert = issue(ca_key.as_ref(), &subject, &params).await;
-                    (index, cert.map(|c| (c.cert_string(&comment), target)))
-                });
-            }
-            let mut results = Vec::new();
-            while let Some(done) = tasks.join_next().await {
-                results.push(done.map_err(|e| Failure {
-                    class: Class::Other,
-                    message: e.to_string(),
-                })?);
-            }
-            results.sort_by_key(|(index, _)| *index);
-            for (_, result) in results {
-                let (line, target) = result?;
-                match target {
-                    Some(target) => std::fs::write(&target, format!("{line}\n"))
-                        .map_err(|e| input(format!("{}: {e}", target.display())))?,
-                    None => println!("{line}"),
-                }
-            }
-            Ok(())
+            sign_all(ca_key, &params, jobs).await
         }
         Command::Inspect { certificate, json } => {
             let text =
@@ -675,12 +740,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::SignMessage {
             key,
+            key_args,
             format,
             namespace,
             message,
         } => {
             let message = read_input(&message)?;
-            let key = kmssh_core::open(&key).await?;
+            let key = open_key(&key, &key_args).await?;
             match format {
                 MessageFormat::SshSig => sign_sshsig(key.as_ref(), &namespace, &message).await,
                 MessageFormat::Der | MessageFormat::Base64 => {

@@ -518,3 +518,28 @@ fn x509_certificates_verify_with_openssl() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("RFC 4514"), "{err}");
 }
+
+/// A batch is signed whole: one unwritable target fails with its name and exit 3, every
+/// other certificate is still written and accepted by ssh-keygen.
+#[test]
+fn batch_signing_writes_every_certificate_it_can() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs: Vec<_> = (0..40)
+        .map(|i| keygen(dir.path(), &format!("user{i}")).with_extension("pub"))
+        .collect();
+    std::fs::create_dir(dir.path().join("user7-cert.pub")).expect("mkdir");
+    let ca = format!("local:{}", dir.path().join("ca").display());
+    let (code, _, err) = run(kmssh()
+        .args(["sign", "--ca", &ca, "--create", "-n", "alice", "--force"])
+        .args(&inputs));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("user7-cert.pub"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for i in (0..40).filter(|i| *i != 7) {
+        let listing = ssh_keygen_list(&dir.path().join(format!("user{i}-cert.pub")));
+        assert!(
+            listing.contains("Type: ssh-ed25519-cert-v01@openssh.com user"),
+            "{listing}"
+        );
+    }
+}
