@@ -22,6 +22,9 @@
 //! endpoint override are options, never plain http.
 //!
 //! Linking this crate registers the `azure-kv:` scheme (`use kmssh_backend_azure as _;`).
+//! Keys opened through the registry read `KMSSH_AZURE_ENDPOINT`, `KMSSH_AZURE_CA_FILE`,
+//! `KMSSH_AZURE_ACCESS_TOKEN` and `KMSSH_AZURE_VERIFY_CHALLENGE_RESOURCE`
+//! ([`AzureKeyVaultOptions::from_env`]).
 
 #![forbid(unsafe_code)]
 
@@ -74,6 +77,84 @@ impl std::fmt::Debug for AzureKeyVaultOptions {
             .field("verify_challenge_resource", &self.verify_challenge_resource)
             .field("call_timeout", &self.call_timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// `KMSSH_AZURE_ENDPOINT`: [`AzureKeyVaultOptions::endpoint`] for registry-opened keys.
+pub const ENDPOINT_ENV: &str = "KMSSH_AZURE_ENDPOINT";
+/// `KMSSH_AZURE_CA_FILE`: a PEM file with an extra CA to trust, for registry-opened keys.
+pub const CA_FILE_ENV: &str = "KMSSH_AZURE_CA_FILE";
+/// `KMSSH_AZURE_ACCESS_TOKEN`: a bearer token obtained elsewhere (for example
+/// `az account get-access-token --resource https://vault.azure.net`), used instead of the
+/// credential chain for registry-opened keys.
+pub const ACCESS_TOKEN_ENV: &str = "KMSSH_AZURE_ACCESS_TOKEN";
+/// `KMSSH_AZURE_VERIFY_CHALLENGE_RESOURCE=false`: accept an auth challenge whose resource
+/// is not the vault's domain (needed with an endpoint on another host).
+pub const VERIFY_CHALLENGE_RESOURCE_ENV: &str = "KMSSH_AZURE_VERIFY_CHALLENGE_RESOURCE";
+
+impl AzureKeyVaultOptions {
+    /// The options for keys opened through the registry (`kmssh_core::open`, the CLI),
+    /// from [`ENDPOINT_ENV`], [`CA_FILE_ENV`], [`ACCESS_TOKEN_ENV`] and
+    /// [`VERIFY_CHALLENGE_RESOURCE_ENV`]; everything else default.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the CA file cannot be read or a flag is not yes/no.
+    pub fn from_env() -> Result<Self> {
+        let extra_ca_pem = match kmssh_core::env_setting(CA_FILE_ENV) {
+            Some(path) => Some(std::fs::read(&path).map_err(|e| {
+                Error::new(ErrorKind::Config, format!("{CA_FILE_ENV}={path}: {e}"))
+            })?),
+            None => None,
+        };
+        let credential = kmssh_core::env_setting(ACCESS_TOKEN_ENV).map(|token| {
+            Arc::new(AccessTokenCredential::new(token.trim())) as Arc<dyn TokenCredential>
+        });
+        Ok(Self {
+            endpoint: kmssh_core::env_setting(ENDPOINT_ENV),
+            extra_ca_pem,
+            credential,
+            verify_challenge_resource: kmssh_core::env_flag(VERIFY_CHALLENGE_RESOURCE_ENV)?,
+            ..Self::default()
+        })
+    }
+}
+
+/// A credential that hands out one bearer token obtained elsewhere. Its expiry is not
+/// known here: when the vault stops accepting it, calls fail as permission denied.
+pub struct AccessTokenCredential {
+    token: azure_core::credentials::Secret,
+}
+
+impl AccessTokenCredential {
+    /// Wraps a bearer token.
+    #[must_use]
+    pub fn new(token: impl Into<String>) -> Self {
+        Self {
+            token: azure_core::credentials::Secret::new(token.into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for AccessTokenCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessTokenCredential(…)")
+    }
+}
+
+#[async_trait]
+impl TokenCredential for AccessTokenCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        // Claimed valid for the next hour so the client does not ask again per request.
+        let expires =
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1);
+        Ok(azure_core::credentials::AccessToken::new(
+            self.token.clone(),
+            expires,
+        ))
     }
 }
 
@@ -133,7 +214,7 @@ pub fn parse_key_url(uri: &KeyUri) -> Result<KeyLocation> {
 /// # Errors
 /// [`ErrorKind::Config`] when the chosen credential cannot be built.
 pub fn default_credential() -> Result<Arc<dyn TokenCredential>> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let env = kmssh_core::env_setting;
     let built: azure_core::Result<Arc<dyn TokenCredential>> = match (
         env("AZURE_TENANT_ID"),
         env("AZURE_CLIENT_ID"),
@@ -536,7 +617,7 @@ impl RawSigner for AzureKey {
 fn open_registered(uri: KeyUri) -> OpenFuture {
     Box::pin(async move {
         let key: Arc<dyn KmsKey> =
-            Arc::new(AzureKey::open(&uri, &AzureKeyVaultOptions::default()).await?);
+            Arc::new(AzureKey::open(&uri, &AzureKeyVaultOptions::from_env()?).await?);
         Ok(key)
     })
 }

@@ -19,6 +19,8 @@
 //! verified against the cached public key before it is returned.
 //!
 //! Linking this crate registers the `gcp-kms:` scheme (`use kmssh_backend_gcp as _;`).
+//! Keys opened through the registry take their endpoint from `KMSSH_GCP_ENDPOINT` and,
+//! for emulators, `KMSSH_GCP_ANONYMOUS=true` ([`GcpKmsOptions::from_env`]).
 
 #![forbid(unsafe_code)]
 
@@ -58,7 +60,27 @@ pub struct GcpKmsOptions {
     pub retry: Option<RetryPolicy>,
 }
 
+/// `KMSSH_GCP_ENDPOINT`: the endpoint for keys opened through the registry.
+pub const ENDPOINT_ENV: &str = "KMSSH_GCP_ENDPOINT";
+/// `KMSSH_GCP_ANONYMOUS=true`: no credentials, for keys opened through the registry
+/// (emulators only).
+pub const ANONYMOUS_ENV: &str = "KMSSH_GCP_ANONYMOUS";
+
 impl GcpKmsOptions {
+    /// The options for keys opened through the registry (`kmssh_core::open`, the CLI):
+    /// [`ENDPOINT_ENV`] (a Private Service Connect endpoint, an emulator) and
+    /// [`ANONYMOUS_ENV`]; everything else default.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when [`ANONYMOUS_ENV`] is not a yes/no value.
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            endpoint: kmssh_core::env_setting(ENDPOINT_ENV),
+            anonymous: kmssh_core::env_flag(ANONYMOUS_ENV)?.unwrap_or(false),
+            ..Self::default()
+        })
+    }
+
     /// Builds a client: ADC (or anonymous), the endpoint override, and no retries of the
     /// SDK's own (kmssh's [`RetryPolicy`] is the one retry loop).
     ///
@@ -354,7 +376,7 @@ impl RawSigner for GcpKmsKey {
 fn open_registered(uri: KeyUri) -> OpenFuture {
     Box::pin(async move {
         let key: Arc<dyn KmsKey> =
-            Arc::new(GcpKmsKey::open(&uri, &GcpKmsOptions::default()).await?);
+            Arc::new(GcpKmsKey::open(&uri, &GcpKmsOptions::from_env()?).await?);
         Ok(key)
     })
 }

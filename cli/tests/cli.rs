@@ -1,46 +1,11 @@
 //! The `kmssh` binary driven as a user would, with the local backend; its output checked
 //! by `ssh-keygen` and `openssl`.
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
-
-fn kmssh() -> Command {
-    Command::cargo_bin("kmssh").expect("binary")
-}
-
-fn keygen(dir: &Path, name: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-N", "", "-t", "ed25519", "-f"])
-        .arg(&path)
-        .status()
-        .expect("ssh-keygen");
-    assert!(ok.success());
-    path
-}
-
-/// `ssh-keygen -L` of a certificate, in UTC.
-fn ssh_keygen_list(cert: &Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .env("TZ", "UTC")
-        .arg("-L")
-        .arg("-f")
-        .arg(cert)
-        .output()
-        .expect("ssh-keygen -L");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run(command: &mut Command) -> (i32, String, String) {
-    let out = command.output().expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{keygen, kmssh, openssl, run, ssh_keygen_list};
 
 #[test]
 fn sign_creates_the_ca_and_writes_a_certificate_ssh_keygen_reads() {
@@ -298,11 +263,6 @@ fn ssh_signatures_verify_with_ssh_keygen() {
         0
     );
     let line = run(kmssh().args(["pubkey", "--ca", &key])).1;
-    std::fs::write(
-        dir.path().join("allowed_signers"),
-        format!("ops@example.com {line}"),
-    )
-    .expect("write");
     let message = dir.path().join("release.tar");
     std::fs::write(&message, vec![42u8; 100_000]).expect("write");
     let (code, sig, err) = run(kmssh()
@@ -319,38 +279,21 @@ fn ssh_signatures_verify_with_ssh_keygen() {
     assert_eq!(code, 0, "{err}");
     assert!(sig.starts_with("-----BEGIN SSH SIGNATURE-----"), "{sig}");
     std::fs::write(dir.path().join("release.sig"), sig).expect("write");
-    let verify = |namespace: &str| {
-        Command::new("ssh-keygen")
-            .args(["-Y", "verify", "-f"])
-            .arg(dir.path().join("allowed_signers"))
-            .args(["-I", "ops@example.com", "-n", namespace, "-s"])
-            .arg(dir.path().join("release.sig"))
-            .stdin(std::fs::File::open(&message).expect("message"))
-            .output()
-            .expect("ssh-keygen -Y verify")
-    };
-    let good = verify("release");
-    assert!(
-        good.status.success(),
-        "{}",
-        String::from_utf8_lossy(&good.stderr)
-    );
-    assert!(!verify("other-namespace").status.success());
-}
-
-/// `openssl` with these arguments succeeds, or the test fails with its stderr.
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let signature = dir.path().join("release.sig");
+    assert!(common::ssh_keygen_verify(
+        dir.path(),
+        &line,
+        "release",
+        &message,
+        &signature
+    ));
+    assert!(!common::ssh_keygen_verify(
+        dir.path(),
+        &line,
+        "other",
+        &message,
+        &signature
+    ));
 }
 
 /// A self-signed CA from the key, and leaves for openssl requests of every key type and

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
-use kmssh_backend_azure::{AzureKey, AzureKeyVaultOptions};
+use kmssh_backend_azure::{AccessTokenCredential, AzureKey, AzureKeyVaultOptions};
 use kmssh_core::{Algorithm, KeyUri, KmsKey};
 
 use crate::azure_emulator::{AzureKeyVaultEmulator, KeyKind, KeySetup, TEST_TOKEN};
@@ -20,23 +19,6 @@ pub fn real_keys() -> Option<Vec<String>> {
     crate::env_list(REAL_KEYS_ENV)
 }
 
-/// A credential that hands out the emulator's fixed token.
-#[derive(Debug)]
-pub struct TestCredential;
-
-#[async_trait::async_trait]
-impl TokenCredential for TestCredential {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        let expires =
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1);
-        Ok(AccessToken::new(Secret::new(TEST_TOKEN), expires))
-    }
-}
-
 /// Options that reach the emulator: its endpoint, its CA, the test credential, short
 /// timeouts; the challenge's resource (vault.azure.net) is not the emulator's host.
 #[must_use]
@@ -44,7 +26,7 @@ pub fn emulator_options(emulator: &AzureKeyVaultEmulator) -> AzureKeyVaultOption
     AzureKeyVaultOptions {
         endpoint: Some(emulator.url()),
         extra_ca_pem: Some(emulator.ca_pem().as_bytes().to_vec()),
-        credential: Some(Arc::new(TestCredential)),
+        credential: Some(Arc::new(AccessTokenCredential::new(TEST_TOKEN))),
         verify_challenge_resource: Some(false),
         call_timeout: Some(Duration::from_secs(5)),
         retry: Some(crate::emulator_retry_policy()),

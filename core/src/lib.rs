@@ -18,6 +18,7 @@ mod public_key;
 mod registry;
 #[cfg(feature = "runtime")]
 mod retry;
+mod settings;
 mod signature;
 mod uri;
 
@@ -31,6 +32,7 @@ pub use public_key::EcPublicKey;
 pub use registry::{Backend, KNOWN_SCHEMES, OpenFuture, backend_for, backends, open};
 #[cfg(feature = "runtime")]
 pub use retry::RetryPolicy;
+pub use settings::{env_flag, env_setting};
 pub use signature::EcdsaSignature;
 pub use uri::KeyUri;
 
