@@ -116,6 +116,20 @@ fn show_time(t: u64) -> String {
     }
 }
 
+/// The key type name ssh-keygen prints before a fingerprint.
+fn type_label(algorithm: &kmssh_pki::ssh_key::Algorithm) -> &'static str {
+    use kmssh_pki::ssh_key::Algorithm;
+    match algorithm {
+        Algorithm::Ed25519 => "ED25519",
+        Algorithm::Ecdsa { .. } => "ECDSA",
+        Algorithm::Rsa { .. } => "RSA",
+        Algorithm::Dsa => "DSA",
+        Algorithm::SkEcdsaSha2NistP256 => "ECDSA-SK",
+        Algorithm::SkEd25519 => "ED25519-SK",
+        _ => "UNKNOWN",
+    }
+}
+
 /// Prints a certificate as `ssh-keygen -L` lays it out, or as JSON.
 pub fn print_certificate(path: &Path, cert: &Certificate, json: bool) {
     let inner = cert.as_ssh_key();
@@ -144,19 +158,27 @@ pub fn print_certificate(path: &Path, cert: &Certificate, json: bool) {
         inner.algorithm().to_certificate_type(),
         cert.cert_type().as_str()
     );
-    println!("        Public key: {}", fingerprint(inner.public_key()));
     println!(
-        "        Signing CA: {} (using {})",
+        "        Public key: {}-CERT {}",
+        type_label(&inner.algorithm()),
+        fingerprint(inner.public_key())
+    );
+    println!(
+        "        Signing CA: {} {} (using {})",
+        type_label(&inner.signature_key().algorithm()),
         fingerprint(inner.signature_key()),
         inner.signature_key().algorithm()
     );
     println!("        Key ID: \"{}\"", inner.key_id());
     println!("        Serial: {}", inner.serial());
-    println!(
-        "        Valid: from {} to {}",
-        show_time(inner.valid_after()),
-        show_time(inner.valid_before())
-    );
+    // ssh-keygen's wording for open-ended windows.
+    let validity = match (inner.valid_after(), inner.valid_before()) {
+        (0, u64::MAX) => "forever".to_owned(),
+        (0, before) => format!("before {}", show_time(before)),
+        (after, u64::MAX) => format!("after {}", show_time(after)),
+        (after, before) => format!("from {} to {}", show_time(after), show_time(before)),
+    };
+    println!("        Valid: {validity}");
     let list = |title: &str, items: Vec<String>| {
         if items.is_empty() {
             println!("        {title}: (none)");

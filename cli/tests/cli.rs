@@ -486,3 +486,39 @@ fn batch_signing_writes_every_certificate_it_can() {
         );
     }
 }
+
+/// `kmssh inspect` says what `ssh-keygen -L` says (times in UTC, marked `Z`).
+#[test]
+fn inspect_reads_like_ssh_keygen_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let user = keygen(dir.path(), "id").with_extension("pub");
+    for (curve, extra) in [
+        (
+            "p256",
+            vec![
+                "-O",
+                "force-command=/usr/bin/true",
+                "-O",
+                "source-address=10.0.0.0/8",
+            ],
+        ),
+        ("p521", vec!["--host", "-V", "always:forever"]),
+        ("p384", vec!["-V", "always:+1d"]),
+        ("p256", vec!["-V", "-1d:forever", "-O", "clear"]),
+    ] {
+        let ca = format!("local:{}", dir.path().join(format!("ca_{curve}")).display());
+        let (code, _, err) = run(kmssh()
+            .args(["sign", "--ca", &ca, "--create", "--curve", curve, "--force"])
+            .args(["-n", "alice,bob", "-I", "id 1", "-z", "7"])
+            .args(&extra)
+            .arg(&user));
+        assert_eq!(code, 0, "{err}");
+        let cert = dir.path().join("id-cert.pub");
+        let (code, ours, err) = run(kmssh().arg("inspect").arg(&cert));
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            ours.replace("Z ", " ").replace("Z\n", "\n"),
+            ssh_keygen_list(&cert)
+        );
+    }
+}

@@ -4,15 +4,20 @@
 //! cargo xtask demo                                issue a certificate with a local key, show ssh-keygen -L
 //! cargo xtask conformance --backend local|aws|gcp|azure|all   the shared suite against a backend
 //! cargo xtask ci                                  fmt, clippy, tests, every conformance target
-//! cargo xtask bench [--backend local|aws|all]     signing and issuing rates, with ratios
+//! cargo xtask bench [local|aws|cli|all]           signing and issuing rates, with ratios
 //! ```
 
 use std::process::{Command, ExitCode};
 
 /// Backends whose conformance target exists.
 const BACKENDS: &[&str] = &["local", "aws", "gcp", "azure"];
-/// Backends with a bench target.
-const BENCHES: &[&str] = &["local", "aws"];
+/// Bench targets: name, package. `local` and `aws` measure backends, `cli` the `kmssh`
+/// binary against `ssh-keygen -s`.
+const BENCHES: &[(&str, &str)] = &[
+    ("local", "kmssh-conformance"),
+    ("aws", "kmssh-conformance"),
+    ("sign", "kmssh"),
+];
 
 /// A cloud backend's conformance target: the emulator by default, the real service
 /// when its environment variable names keys.
@@ -200,6 +205,18 @@ fn prerequisites() -> Result<(), String> {
     )
 }
 
+/// The README's first `sh` block: the main job on a fresh machine.
+fn readme_main_job() -> Result<String, String> {
+    let readme =
+        std::fs::read_to_string("README.md").map_err(|e| format!("README.md: {e}"))?;
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .ok_or("README.md has no ```sh block")?;
+    Ok(block.to_owned())
+}
+
 fn ci() -> Result<(), String> {
     prerequisites()?;
     run("format", cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -244,6 +261,10 @@ fn ci() -> Result<(), String> {
         cargo().args(["test", "-p", "kmssh-backend-local", "--no-default-features"]),
     )?;
     run(
+        "the README's main job",
+        Command::new("bash").args(["-euo", "pipefail", "-c", &readme_main_job()?]),
+    )?;
+    run(
         "documentation builds without warnings",
         cargo()
             .args(["doc", "--workspace", "--no-deps", "--all-features"])
@@ -252,17 +273,21 @@ fn ci() -> Result<(), String> {
     conformance("all")
 }
 
-fn bench(backend: &str, rest: &[&str]) -> Result<(), String> {
-    match backend {
-        "all" => BENCHES.iter().try_for_each(|b| bench(b, rest)),
-        b if BENCHES.contains(&b) => run(
-            &format!("bench {b}"),
-            cargo()
-                .args(["bench", "-p", "kmssh-conformance", "--bench", b, "--"])
-                .args(rest),
-        ),
-        other => Err(format!("no bench for backend {other:?}")),
+fn bench(name: &str, rest: &[&str]) -> Result<(), String> {
+    let name = if name == "cli" { "sign" } else { name };
+    if name == "all" {
+        return BENCHES.iter().try_for_each(|(b, _)| bench(b, rest));
     }
+    let (bench, package) = BENCHES
+        .iter()
+        .find(|(b, _)| *b == name)
+        .ok_or_else(|| format!("no bench {name:?}: expected local, aws, cli or all"))?;
+    run(
+        &format!("bench {name}"),
+        cargo()
+            .args(["bench", "-p", package, "--bench", bench, "--"])
+            .args(rest),
+    )
 }
 
 fn main() -> ExitCode {
@@ -275,10 +300,11 @@ fn main() -> ExitCode {
         ["conformance", "--backend", backend] => conformance(backend),
         ["conformance"] => conformance("all"),
         ["ci"] => ci(),
-        ["bench", "--backend", backend, rest @ ..] => bench(backend, rest),
+        ["bench", "--backend", name, rest @ ..] => bench(name, rest),
+        ["bench", name, rest @ ..] if !name.starts_with('-') => bench(name, rest),
         ["bench", rest @ ..] => bench("local", rest),
         _ => Err(
-            "usage: cargo xtask demo | conformance [--backend local|aws|gcp|azure|all] | ci | bench [--backend local|aws|all]"
+            "usage: cargo xtask demo | conformance [--backend local|aws|gcp|azure|all] | ci | bench [local|aws|cli|all]"
                 .to_owned(),
         ),
     };

@@ -1,0 +1,206 @@
+//! `kmssh sign` against `ssh-keygen -s`, side by side in one run, on the same CA key file
+//! (an OpenSSH ECDSA key both read): the wall time of one certificate from a cold process,
+//! and of certificates for 1,000 public keys (`kmssh sign` once with every file, against
+//! `ssh-keygen -s` once per file in a loop and once with every file). Ratios are
+//! ssh-keygen's time over kmssh's: above 1 means kmssh is faster.
+//!
+//! Run with `cargo xtask bench cli`. Options: `--one-shot-runs N` (default 30),
+//! `--batch-keys N` (default 1000), `--batch-runs N` (default 3), `--curves p256,p384,p521`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const KMSSH: &str = env!("CARGO_BIN_EXE_kmssh");
+
+struct Settings {
+    one_shot_runs: usize,
+    batch_keys: usize,
+    batch_runs: usize,
+    curves: Vec<String>,
+}
+
+fn settings() -> Settings {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let number = |flag: &str, default: usize| {
+        value(flag).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{flag} takes a number, not {v:?}"))
+        })
+    };
+    Settings {
+        one_shot_runs: number("--one-shot-runs", 30).max(1),
+        batch_keys: number("--batch-keys", 1000).max(1),
+        batch_runs: number("--batch-runs", 3).max(1),
+        curves: value("--curves")
+            .unwrap_or_else(|| "p256,p384,p521".to_owned())
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+/// Runs a command to success and returns its wall time.
+fn timed(command: &mut Command) -> Duration {
+    let start = Instant::now();
+    let out = command.output().expect("starts");
+    let elapsed = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    elapsed
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn kmssh_sign(ca: &Path, files: &[PathBuf]) -> Command {
+    let mut command = Command::new(KMSSH);
+    command
+        .arg("sign")
+        .arg("--ca")
+        .arg(format!("local:{}", ca.display()))
+        .args([
+            "-n",
+            "alice",
+            "-I",
+            "alice@example.com",
+            "-V",
+            "+8h",
+            "--force",
+        ])
+        .args(files);
+    command
+}
+
+fn keygen_sign(ca: &Path, files: &[PathBuf]) -> Command {
+    let mut command = Command::new("ssh-keygen");
+    command
+        .arg("-q")
+        .arg("-s")
+        .arg(ca)
+        .args(["-n", "alice", "-I", "alice@example.com", "-V", "+8h"])
+        .args(files);
+    command
+}
+
+/// The certificate beside `public_key` is readable and signed by an ECDSA CA: the
+/// timings are of real work.
+fn check_certificate(public_key: &Path) {
+    let name = public_key
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(|n| n.replace(".pub", "-cert.pub"))
+        .expect("name");
+    let out = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(public_key.with_file_name(name))
+        .output()
+        .expect("ssh-keygen -L");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("Signing CA: ECDSA"), "{listing}");
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn ratio(theirs: Duration, ours: Duration) -> f64 {
+    theirs.as_secs_f64() / ours.as_secs_f64()
+}
+
+fn main() {
+    let settings = settings();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys_dir = dir.path().join("users");
+    std::fs::create_dir(&keys_dir).expect("mkdir");
+    eprintln!("generating {} user keys …", settings.batch_keys);
+    let users: Vec<PathBuf> = (0..settings.batch_keys)
+        .map(|i| {
+            let path = keys_dir.join(format!("user{i}"));
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-N", "", "-t", "ed25519", "-f"])
+                .arg(&path)
+                .status()
+                .expect("ssh-keygen");
+            assert!(ok.success());
+            path.with_extension("pub")
+        })
+        .collect();
+    let last = &users[users.len() - 1];
+
+    println!(
+        "| CA | one-shot kmssh | one-shot ssh-keygen -s | ratio | {n} keys, kmssh | {n} × ssh-keygen -s | ratio | ssh-keygen -s with {n} files | ratio |",
+        n = settings.batch_keys
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for curve in &settings.curves {
+        let bits = match curve.as_str() {
+            "p256" => "256",
+            "p384" => "384",
+            "p521" => "521",
+            other => panic!("unknown curve {other:?}"),
+        };
+        let ca = dir.path().join(format!("ca_{curve}"));
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-N", "", "-t", "ecdsa", "-b", bits, "-f"])
+            .arg(&ca)
+            .status()
+            .expect("ssh-keygen");
+        assert!(ok.success());
+
+        // One certificate from a cold process, alternating so drift hits both alike.
+        let one = std::slice::from_ref(&users[0]);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..settings.one_shot_runs {
+            ours.push(timed(&mut kmssh_sign(&ca, one)));
+            check_certificate(&users[0]);
+            theirs.push(timed(&mut keygen_sign(&ca, one)));
+            check_certificate(&users[0]);
+        }
+        let (one_ours, one_theirs) = (median(ours), median(theirs));
+
+        // Every key: one kmssh process; ssh-keygen once per file; ssh-keygen once.
+        let (mut ours, mut looped, mut listed) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..settings.batch_runs {
+            ours.push(timed(&mut kmssh_sign(&ca, &users)));
+            check_certificate(last);
+            let start = Instant::now();
+            for user in &users {
+                timed(&mut keygen_sign(&ca, std::slice::from_ref(user)));
+            }
+            looped.push(start.elapsed());
+            check_certificate(last);
+            listed.push(timed(&mut keygen_sign(&ca, &users)));
+            check_certificate(last);
+        }
+        let (batch_ours, batch_looped, batch_listed) =
+            (median(ours), median(looped), median(listed));
+        println!(
+            "| ECDSA {curve} | {} | {} | {:.2} | {} | {} | {:.1} | {} | {:.2} |",
+            ms(one_ours),
+            ms(one_theirs),
+            ratio(one_theirs, one_ours),
+            ms(batch_ours),
+            ms(batch_looped),
+            ratio(batch_looped, batch_ours),
+            ms(batch_listed),
+            ratio(batch_listed, batch_ours),
+        );
+    }
+    println!(
+        "\nmedians of {} one-shot and {} batch runs; ratio = ssh-keygen time / kmssh time",
+        settings.one_shot_runs, settings.batch_runs
+    );
+}
