@@ -137,6 +137,10 @@ struct Cli {
     /// Show tracing logs on stderr.
     #[arg(long, global = true)]
     verbose: bool,
+    /// Give up after this long (e.g. `30s`, `2m`): the whole command, retries of a
+    /// throttled or unreachable provider included. Exit status 5 when it runs out.
+    #[arg(long, global = true, value_parser = parse_timeout)]
+    timeout: Option<Duration>,
     #[command(subcommand)]
     command: Command,
 }
@@ -819,6 +823,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match validity::parse_duration(text)? {
+        0 => Err("the timeout must be at least 1s".to_owned()),
+        seconds => Ok(Duration::from_secs(seconds)),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.verbose {
@@ -836,7 +847,25 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let timeout = cli.timeout;
+    let outcome = runtime.block_on(async move {
+        match timeout {
+            None => run(cli).await,
+            Some(limit) => tokio::time::timeout(limit, run(cli))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure {
+                        class: Class::Unavailable,
+                        message: format!(
+                            "gave up after --timeout {}s: the key's provider did not finish \
+                             in time (--verbose shows its retries)",
+                            limit.as_secs()
+                        ),
+                    })
+                }),
+        }
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("kmssh: {}", failure.message);

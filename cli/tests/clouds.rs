@@ -241,6 +241,27 @@ fn gcp_kms_through_its_emulator() {
     );
 }
 
+/// A provider that cannot be reached is "unavailable, retry later" (exit 5) once the
+/// backend's retries are spent, with the cause in the one line.
+#[cfg(feature = "gcp")]
+#[test]
+fn an_unreachable_provider_is_unavailable() {
+    // Port 1 on loopback: nothing listens there, so every connection is refused.
+    let key = CloudKey {
+        uri: "gcp-kms:projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1"
+            .to_owned(),
+        env: vec![
+            ("KMSSH_GCP_ENDPOINT", "http://127.0.0.1:1".to_owned()),
+            ("KMSSH_GCP_ANONYMOUS", "true".to_owned()),
+        ],
+        openssl_hash: "-sha256",
+    };
+    let (code, _, err) = run(key.kmssh().args(["pubkey", "--ca", &key.uri]));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("could not reach Cloud KMS"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
 #[cfg(feature = "azure")]
 #[test]
 fn azure_key_vault_through_its_emulator() {
@@ -277,4 +298,29 @@ fn azure_key_vault_through_its_emulator() {
     let (code, _, err) = run(refused.kmssh().args(["pubkey", "--ca", &refused.uri]));
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("401"), "{err}");
+
+    // A vault that keeps throttling: --timeout bounds the retries, exit 5.
+    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256)));
+    emulator.set_faults(
+        &name,
+        kmssh_conformance::azure_emulator::Faults {
+            throttle: 1000,
+            ..Default::default()
+        },
+    );
+    let throttled = CloudKey {
+        uri: emulator_uri(&name, None),
+        env: env(TEST_TOKEN),
+        openssl_hash: "-sha256",
+    };
+    let (code, _, err) = run(throttled
+        .kmssh()
+        .args(["--timeout", "3s", "sign-message", "--key", &throttled.uri])
+        .arg(dir.path().join("challenge.bin")));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("--timeout 3s"), "{err}");
+    assert!(
+        emulator.count(&name, "get") >= 2,
+        "the throttled open was retried"
+    );
 }

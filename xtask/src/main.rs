@@ -207,8 +207,7 @@ fn prerequisites() -> Result<(), String> {
 
 /// The README's first `sh` block: the main job on a fresh machine.
 fn readme_main_job() -> Result<String, String> {
-    let readme =
-        std::fs::read_to_string("README.md").map_err(|e| format!("README.md: {e}"))?;
+    let readme = std::fs::read_to_string("README.md").map_err(|e| format!("README.md: {e}"))?;
     let block = readme
         .split("```sh\n")
         .nth(1)
