@@ -253,9 +253,10 @@ enum Command {
         /// A principal the certificate must list.
         #[arg(long)]
         principal: Option<String>,
-        /// Check validity at this Unix time instead of now.
-        #[arg(long)]
-        at: Option<u64>,
+        /// Check validity at this moment instead of now: `+1d`, `-2h`,
+        /// `YYYYMMDD[HHMM[SS]]` (UTC) or `@SECONDS` since 1970.
+        #[arg(long, allow_hyphen_values = true)]
+        at: Option<String>,
         /// The certificate file.
         certificate: PathBuf,
     },
@@ -775,6 +776,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let text =
                 String::from_utf8(read_input(&certificate)?).map_err(|_| input("not text"))?;
             let cert = Certificate::from_openssh(&text)?;
+            let moment = at
+                .map(|text| validity::parse_moment(&text, unix_now()))
+                .transpose()
+                .map_err(input)?;
             let ca_key = if Path::new(&ca).is_file() {
                 let line = std::fs::read_to_string(&ca).map_err(|e| input(format!("{ca}: {e}")))?;
                 kmssh_pki::ssh_key::PublicKey::from_openssh(line.trim())
@@ -787,7 +792,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             cert.verify(
                 &ca_key,
                 &VerifyOptions {
-                    at,
+                    at: moment,
                     principal,
                     cert_type: None,
                 },

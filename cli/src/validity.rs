@@ -109,6 +109,18 @@ fn parse_end(text: &str, now: u64, is_start: bool) -> Result<u64, String> {
     }
 }
 
+/// A moment for `verify --at`: `+dur`/`-dur` from now, `YYYYMMDD[HHMM[SS]]` (UTC), or
+/// `@SECONDS` since the Unix epoch.
+pub fn parse_moment(text: &str, now: u64) -> Result<u64, String> {
+    match text.strip_prefix('@') {
+        Some(seconds) => seconds
+            .parse()
+            .map_err(|_| format!("`{text}`: expected @SECONDS since 1970")),
+        None if text.starts_with(['+', '-']) => parse_end(text, now, true),
+        None => parse_date(text),
+    }
+}
+
 /// Parses a `-V` value at `now`.
 pub fn parse_validity(text: &str, now: u64) -> Result<Validity, String> {
     match text.split_once(':') {
@@ -168,6 +180,13 @@ mod tests {
                 before: Some(1_704_198_600)
             })
         );
+        assert_eq!(parse_moment("@1700000000", NOW), Ok(1_700_000_000));
+        assert_eq!(parse_moment("+1h", NOW), Ok(NOW + 3600));
+        assert_eq!(parse_moment("-1d", NOW), Ok(NOW - 86_400));
+        assert_eq!(parse_moment("20240101", NOW), Ok(1_704_067_200));
+        for bad in ["always", "1700000000", "@x", "+1x"] {
+            assert!(parse_moment(bad, NOW).is_err(), "{bad}");
+        }
         for bad in [
             "forever:always",
             "2024:+1h",

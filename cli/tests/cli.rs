@@ -78,6 +78,26 @@ fn sign_creates_the_ca_and_writes_a_certificate_ssh_keygen_reads() {
         .arg(&cert));
     assert_eq!(code, 6, "{err}");
 
+    // Validity is checked at --at: inside the default one-hour window, after it, before it.
+    for (at, expected, reason) in [
+        ("+30m", 0, "valid"),
+        ("+2h", 6, "expired"),
+        ("-1h", 6, "not valid yet"),
+        ("@0", 6, "not valid yet"),
+        ("tomorrow", 3, "expected YYYYMMDD"),
+    ] {
+        let (code, out, err) = run(kmssh()
+            .args(["verify", "--ca"])
+            .arg(&ca_file)
+            .args(["--at", at])
+            .arg(&cert));
+        assert_eq!(code, expected, "--at {at}: {out}{err}");
+        assert!(
+            out.contains(reason) || err.contains(reason),
+            "--at {at}: {out}{err}"
+        );
+    }
+
     let (code, json, _) = run(kmssh().args(["inspect", "--json"]).arg(&cert));
     assert_eq!(code, 0);
     let value: serde_json::Value = serde_json::from_str(&json).expect("json");

@@ -110,6 +110,22 @@ pub enum VerifyFailure {
     },
 }
 
+/// A certificate time as a UTC date (and the raw seconds, which is what the wire holds).
+fn moment(seconds: u64) -> String {
+    let date = i64::try_from(seconds)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
+    match (seconds, date) {
+        (u64::MAX, _) => "forever".to_owned(),
+        (_, Some(date)) => format!("{date} ({seconds})"),
+        (_, None) => seconds.to_string(),
+    }
+}
+
 impl fmt::Display for VerifyFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -123,11 +139,18 @@ impl fmt::Display for VerifyFailure {
             Self::NotYetValid { at, valid_after } => {
                 write!(
                     f,
-                    "not valid yet: valid from {valid_after}, checked at {at}"
+                    "not valid yet: valid from {}, checked at {}",
+                    moment(*valid_after),
+                    moment(*at)
                 )
             }
             Self::Expired { at, valid_before } => {
-                write!(f, "expired: valid until {valid_before}, checked at {at}")
+                write!(
+                    f,
+                    "expired: valid until {}, checked at {}",
+                    moment(*valid_before),
+                    moment(*at)
+                )
             }
             Self::PrincipalNotListed { principal } => {
                 write!(f, "principal `{principal}` is not in the certificate")
