@@ -7,6 +7,10 @@
 //! Run with `cargo xtask bench cli`. Options: `--one-shot-runs N` (default 30),
 //! `--batch-keys N` (default 1000), `--batch-runs N` (default 3), `--curves p256,p384,p521`.
 
+// The tests' helpers: ssh-keygen key pairs.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -127,16 +131,7 @@ fn main() {
     std::fs::create_dir(&keys_dir).expect("mkdir");
     eprintln!("generating {} user keys …", settings.batch_keys);
     let users: Vec<PathBuf> = (0..settings.batch_keys)
-        .map(|i| {
-            let path = keys_dir.join(format!("user{i}"));
-            let ok = Command::new("ssh-keygen")
-                .args(["-q", "-N", "", "-t", "ed25519", "-f"])
-                .arg(&path)
-                .status()
-                .expect("ssh-keygen");
-            assert!(ok.success());
-            path.with_extension("pub")
-        })
+        .map(|i| common::keygen(&keys_dir, &format!("user{i}")).with_extension("pub"))
         .collect();
     let last = &users[users.len() - 1];
 

@@ -108,24 +108,19 @@ fn sign_creates_the_ca_and_writes_a_certificate_ssh_keygen_reads() {
 fn stdin_in_stdout_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let user = keygen(dir.path(), "id");
-    let out = kmssh()
-        .args([
-            "sign",
-            "--ca",
-            "local:ephemeral?curve=p256",
-            "-n",
-            "alice",
-            "-",
-        ])
-        .stdin(std::fs::File::open(user.with_extension("pub")).expect("pub"))
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = common::succeed(
+        kmssh()
+            .args([
+                "sign",
+                "--ca",
+                "local:ephemeral?curve=p256",
+                "-n",
+                "alice",
+                "-",
+            ])
+            .stdin(std::fs::File::open(user.with_extension("pub")).expect("pub")),
     );
-    let line = String::from_utf8_lossy(&out.stdout);
+    let line = String::from_utf8_lossy(&stdout);
     assert!(
         line.starts_with("ssh-ed25519-cert-v01@openssh.com "),
         "{line}"
@@ -143,13 +138,12 @@ fn message_signatures_verify_with_openssl() {
     let pem = run(kmssh().args(["pubkey", "--ca", &ca, "--format", "pem"])).1;
     std::fs::write(dir.path().join("pub.pem"), pem).expect("write");
     std::fs::write(dir.path().join("msg"), vec![b'x'; 10_000]).expect("write");
-    let out = kmssh()
-        .args(["sign-message", "--key", &ca, "--format", "der"])
-        .arg(dir.path().join("msg"))
-        .output()
-        .expect("runs");
-    assert!(out.status.success());
-    std::fs::write(dir.path().join("msg.sig"), &out.stdout).expect("write");
+    let stdout = common::succeed(
+        kmssh()
+            .args(["sign-message", "--key", &ca, "--format", "der"])
+            .arg(dir.path().join("msg")),
+    );
+    std::fs::write(dir.path().join("msg.sig"), &stdout).expect("write");
     let verified = Command::new("openssl")
         .args(["dgst", "-sha256", "-verify"])
         .arg(dir.path().join("pub.pem"))
@@ -373,34 +367,29 @@ fn x509_certificates_verify_with_openssl() {
         d,
         &["pkey", "-in", "leaf.key", "-pubout", "-out", "leaf.pub.pem"],
     );
-    let out = kmssh()
-        .current_dir(d)
-        .args([
-            "x509",
-            "leaf",
-            "--ca",
-            &ca,
-            "--ca-cert",
-            "ca.pem",
-            "--public-key",
-            "-",
-        ])
-        .args([
-            "--subject",
-            "CN=client",
-            "--client-auth",
-            "--serial",
-            "18446744073709551615",
-        ])
-        .stdin(std::fs::File::open(d.join("leaf.pub.pem")).expect("public key"))
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = common::succeed(
+        kmssh()
+            .current_dir(d)
+            .args([
+                "x509",
+                "leaf",
+                "--ca",
+                &ca,
+                "--ca-cert",
+                "ca.pem",
+                "--public-key",
+                "-",
+            ])
+            .args([
+                "--subject",
+                "CN=client",
+                "--client-auth",
+                "--serial",
+                "18446744073709551615",
+            ])
+            .stdin(std::fs::File::open(d.join("leaf.pub.pem")).expect("public key")),
     );
-    std::fs::write(d.join("client.pem"), &out.stdout).expect("write");
+    std::fs::write(d.join("client.pem"), &stdout).expect("write");
     assert!(openssl(d, &["verify", "-CAfile", "ca.pem", "client.pem"]).contains("OK"));
     let serial = openssl(d, &["x509", "-in", "client.pem", "-noout", "-serial"]);
     assert_eq!(serial.trim(), "serial=FFFFFFFFFFFFFFFF");

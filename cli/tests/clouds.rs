@@ -85,18 +85,12 @@ fn every_command_works(key: &CloudKey, dir: &Path) {
     // Message signatures: DER for openssl, SSHSIG for ssh-keygen.
     let message = dir.join("challenge.bin");
     std::fs::write(&message, b"nonce 8f2a1c".repeat(100)).expect("write");
-    let out = key
-        .kmssh()
-        .args(["sign-message", "--key", uri, "--format", "der"])
-        .arg(&message)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = common::succeed(
+        key.kmssh()
+            .args(["sign-message", "--key", uri, "--format", "der"])
+            .arg(&message),
     );
-    std::fs::write(dir.join("challenge.sig"), &out.stdout).expect("write");
+    std::fs::write(dir.join("challenge.sig"), &stdout).expect("write");
     let verified = openssl(
         dir,
         &[

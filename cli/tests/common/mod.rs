@@ -46,6 +46,17 @@ pub fn run(command: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Runs a command that must succeed (else the test fails with its stderr); its stdout.
+pub fn succeed(command: &mut Command) -> Vec<u8> {
+    let out = command.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// `ssh-keygen -Y verify` of `signature` over `message` for `signer`'s OpenSSH key line.
 pub fn ssh_keygen_verify(
     dir: &Path,
