@@ -293,7 +293,8 @@ fn azure_key_vault_through_its_emulator() {
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("401"), "{err}");
 
-    // A vault that keeps throttling: --timeout bounds the retries, exit 5.
+    // A vault that keeps throttling: --timeout bounds the retries, exit 5, and --verbose
+    // shows them.
     let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256)));
     emulator.set_faults(
         &name,
@@ -309,10 +310,20 @@ fn azure_key_vault_through_its_emulator() {
     };
     let (code, _, err) = run(throttled
         .kmssh()
-        .args(["--timeout", "3s", "sign-message", "--key", &throttled.uri])
+        .args([
+            "--verbose",
+            "--timeout",
+            "3s",
+            "sign-message",
+            "--key",
+            &throttled.uri,
+        ])
         .arg(dir.path().join("challenge.bin")));
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("--timeout 3s"), "{err}");
+    // --verbose shows each retry and why.
+    assert!(err.contains("temporary failure, retrying"), "{err}");
+    assert!(err.contains("throttled"), "{err}");
     assert!(
         emulator.count(&name, "get") >= 2,
         "the throttled open was retried"

@@ -91,6 +91,13 @@ impl RetryPolicy {
             if attempts >= self.max_attempts || start.elapsed() + pause >= self.deadline {
                 return Err(error.persist().with_context("attempts", attempts));
             }
+            tracing::info!(
+                operation,
+                attempt = attempts,
+                retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                error = %error,
+                "temporary failure, retrying"
+            );
             tokio::time::sleep(pause).await;
             backoff = (backoff * 2).min(self.max_backoff);
             last_error = Some(error);
