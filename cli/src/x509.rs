@@ -208,8 +208,11 @@ fn validity(days: u32) -> Result<Validity, Failure> {
     if days == 0 {
         return Err(input("--days must be at least 1"));
     }
-    Validity::from_now(Duration::from_secs(u64::from(days) * 86_400))
-        .map_err(|e| input(format!("--days {days}: {e}")))
+    Validity::from_now(Duration::from_secs(u64::from(days) * 86_400)).map_err(|_| {
+        input(format!(
+            "--days {days}: ends after 9999-12-31, the last date X.509 can hold"
+        ))
+    })
 }
 
 /// Reads a PEM or DER document of one type.

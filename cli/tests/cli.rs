@@ -469,6 +469,20 @@ fn x509_certificates_verify_with_openssl() {
             .args(["x509", "ca", "--ca", &ca, "--subject", "not a name"]));
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("RFC 4514"), "{err}");
+    for (days, reason) in [("0", "at least 1"), ("3000000", "9999-12-31")] {
+        let (code, _, err) = run(kmssh().current_dir(d).args([
+            "x509",
+            "ca",
+            "--ca",
+            &ca,
+            "--subject",
+            "CN=x",
+            "--days",
+            days,
+        ]));
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains(reason), "{err}");
+    }
 }
 
 /// A batch is signed whole: one unwritable target fails with its name and exit 3, every
