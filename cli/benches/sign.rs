@@ -4,8 +4,13 @@
 //! `ssh-keygen -s` once per file in a loop and once with every file). Ratios are
 //! ssh-keygen's time over kmssh's: above 1 means kmssh is faster.
 //!
+//! With `--aws`, the same one-shot and batch runs also go to AWS KMS keys in ministack on
+//! 127.0.0.1 (no peer there: ssh-keygen cannot use a KMS key), to show what one KMS round
+//! trip per certificate and 32 in flight cost through the CLI.
+//!
 //! Run with `cargo xtask bench cli`. Options: `--one-shot-runs N` (default 30),
-//! `--batch-keys N` (default 1000), `--batch-runs N` (default 3), `--curves p256,p384,p521`.
+//! `--batch-keys N` (default 1000), `--batch-runs N` (default 3), `--curves p256,p384,p521`,
+//! `--aws`.
 
 // The tests' helpers: ssh-keygen key pairs.
 #[path = "../tests/common/mod.rs"]
@@ -22,6 +27,7 @@ struct Settings {
     batch_keys: usize,
     batch_runs: usize,
     curves: Vec<String>,
+    aws: bool,
 }
 
 fn settings() -> Settings {
@@ -47,6 +53,7 @@ fn settings() -> Settings {
             .split(',')
             .map(str::to_owned)
             .collect(),
+        aws: args.iter().any(|a| a == "--aws"),
     }
 }
 
@@ -69,11 +76,15 @@ fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 fn kmssh_sign(ca: &Path, files: &[PathBuf]) -> Command {
+    kmssh_sign_with(&format!("local:{}", ca.display()), files)
+}
+
+fn kmssh_sign_with(uri: &str, files: &[PathBuf]) -> Command {
     let mut command = Command::new(KMSSH);
     command
         .arg("sign")
         .arg("--ca")
-        .arg(format!("local:{}", ca.display()))
+        .arg(uri)
         .args([
             "-n",
             "alice",
@@ -198,4 +209,68 @@ fn main() {
         "\nmedians of {} one-shot and {} batch runs; ratio = ssh-keygen time / kmssh time",
         settings.one_shot_runs, settings.batch_runs
     );
+    if settings.aws {
+        aws(&settings, &users);
+    }
+}
+
+/// One-shot and batch `kmssh sign` with AWS KMS keys in ministack.
+fn aws(settings: &Settings, users: &[PathBuf]) {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    use kmssh_conformance::aws::{EMULATOR_REGION, admin_client, create_key};
+    use kmssh_conformance::ministack::Ministack;
+
+    let endpoint = Ministack::shared().url();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    println!(
+        "\n| AWS KMS key (ministack) | one-shot kmssh | {n} keys, kmssh | certificates/s |",
+        n = users.len()
+    );
+    println!("|---|---|---|---|");
+    for (curve, spec) in [
+        ("p256", KeySpec::EccNistP256),
+        ("p384", KeySpec::EccNistP384),
+        ("p521", KeySpec::EccNistP521),
+    ] {
+        if !settings.curves.iter().any(|c| c == curve) {
+            continue;
+        }
+        let id = runtime.block_on(async {
+            create_key(
+                &admin_client(&endpoint).await,
+                spec,
+                KeyUsageType::SignVerify,
+            )
+            .await
+        });
+        let uri = format!("aws-kms:{id}");
+        let with_env = |mut command: Command| {
+            command
+                .env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_REGION", EMULATOR_REGION)
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_EC2_METADATA_DISABLED", "true");
+            command
+        };
+        let one = std::slice::from_ref(&users[0]);
+        let one_shot = median(
+            (0..settings.one_shot_runs)
+                .map(|_| timed(&mut with_env(kmssh_sign_with(&uri, one))))
+                .collect(),
+        );
+        check_certificate(&users[0]);
+        let batch = median(
+            (0..settings.batch_runs)
+                .map(|_| timed(&mut with_env(kmssh_sign_with(&uri, users))))
+                .collect(),
+        );
+        check_certificate(&users[users.len() - 1]);
+        println!(
+            "| ECDSA {curve} | {} | {} | {:.0} |",
+            ms(one_shot),
+            ms(batch),
+            users.len() as f64 / batch.as_secs_f64()
+        );
+    }
 }
