@@ -185,6 +185,9 @@ fn parse_name(text: &str) -> Result<Name, Failure> {
 
 fn serial_number(serial: Option<u64>) -> Result<SerialNumber, Failure> {
     match serial {
+        Some(0) => Err(input(
+            "--serial 0: X.509 serials must be positive (RFC 5280 §4.1.2.2)",
+        )),
         // DER INTEGERs are signed: a leading zero keeps the high bit from making it negative.
         Some(value) => {
             let mut bytes = vec![0];

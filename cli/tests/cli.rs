@@ -469,7 +469,11 @@ fn x509_certificates_verify_with_openssl() {
             .args(["x509", "ca", "--ca", &ca, "--subject", "not a name"]));
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("RFC 4514"), "{err}");
-    for (days, reason) in [("0", "at least 1"), ("3000000", "9999-12-31")] {
+    for (flag, value, reason) in [
+        ("--days", "0", "at least 1"),
+        ("--days", "3000000", "9999-12-31"),
+        ("--serial", "0", "must be positive"),
+    ] {
         let (code, _, err) = run(kmssh().current_dir(d).args([
             "x509",
             "ca",
@@ -477,8 +481,8 @@ fn x509_certificates_verify_with_openssl() {
             &ca,
             "--subject",
             "CN=x",
-            "--days",
-            days,
+            flag,
+            value,
         ]));
         assert_eq!(code, 3, "{err}");
         assert!(err.contains(reason), "{err}");
