@@ -486,15 +486,7 @@ async fn sign_csr(
     let params = request.to_parameters(allow_any_principal)?;
     let ca_key = open_key(ca, key, 1).await?;
     let cert = issue(ca_key.as_ref(), &request.public_key, &params).await?;
-    let line = cert.cert_string(&request.key_id);
-    match output {
-        Some(path) => std::fs::write(path, format!("{line}\n"))
-            .map_err(|e| input(format!("{}: {e}", path.display()))),
-        None => {
-            println!("{line}");
-            Ok(())
-        }
-    }
+    write_output(output, &format!("{}\n", cert.cert_string(&request.key_id)))
 }
 
 /// Writes text to a file, or to stdout without one.
