@@ -79,6 +79,16 @@ fn input(message: impl Into<String>) -> Failure {
     }
 }
 
+impl Failure {
+    /// The same failure, its message prefixed with what it is about (a file name).
+    fn about(self, what: impl std::fmt::Display) -> Self {
+        Self {
+            message: format!("{what}: {}", self.message),
+            ..self
+        }
+    }
+}
+
 impl From<kmssh_core::Error> for Failure {
     fn from(e: kmssh_core::Error) -> Self {
         Self {
@@ -608,23 +618,13 @@ async fn sign_all(
     results.sort_by_key(|(index, _, _)| *index);
     let mut failures = Vec::new();
     for (_, result, target) in results {
-        let written = match (result, &target) {
-            (Err(e), _) => {
-                let failure = Failure::from(e);
-                let name = target
+        let written = match result {
+            Err(e) => Err(Failure::from(e).about(
+                target
                     .as_deref()
-                    .map_or_else(|| "stdin".to_owned(), |t| t.display().to_string());
-                Err(Failure {
-                    message: format!("{name}: {}", failure.message),
-                    ..failure
-                })
-            }
-            (Ok(line), Some(target)) => std::fs::write(target, format!("{line}\n"))
-                .map_err(|e| input(format!("{}: {e}", target.display()))),
-            (Ok(line), None) => {
-                println!("{line}");
-                Ok(())
-            }
+                    .map_or_else(|| "stdin".to_owned(), |t| t.display().to_string()),
+            )),
+            Ok(line) => write_output(target.as_deref(), &format!("{line}\n")),
         };
         if let Err(failure) = written {
             failures.push(failure);
@@ -729,13 +729,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             for path in &public_keys {
                 let text = String::from_utf8(read_input(path)?)
                     .map_err(|_| input(format!("{}: not text", path.display())))?;
-                let subject = parse_subject_key(&text).map_err(|e| {
-                    let failure = Failure::from(e);
-                    Failure {
-                        message: format!("{}: {}", path.display(), failure.message),
-                        ..failure
-                    }
-                })?;
+                let subject =
+                    parse_subject_key(&text).map_err(|e| Failure::from(e).about(path.display()))?;
                 let comment = text.split_whitespace().nth(2).unwrap_or("").to_owned();
                 let target = (path != Path::new("-")).then(|| cert_path_for(path));
                 if let Some(target) = &target
