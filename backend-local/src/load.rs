@@ -6,6 +6,8 @@ use kmssh_core::{Algorithm, EcPublicKey, Error, ErrorKind, Result};
 use p256::elliptic_curve::Generate;
 use zeroize::Zeroizing;
 
+use crate::error::{file_error, invalid};
+
 /// Key files are small; anything bigger is not a key and is not read into memory.
 const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
 
@@ -16,7 +18,6 @@ const ID_ED25519: &str = "1.3.101.112";
 
 /// A P-256, P-384 or P-521 secret key (zeroized on drop by the curve crates).
 #[derive(Clone)]
-#[non_exhaustive]
 pub enum SecretKey {
     /// A P-256 key.
     P256(p256::SecretKey),
@@ -30,10 +31,6 @@ impl std::fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SecretKey({})", self.algorithm())
     }
-}
-
-fn invalid(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::InvalidKey, message)
 }
 
 impl SecretKey {
@@ -53,7 +50,9 @@ impl SecretKey {
             Algorithm::EcdsaP384Sha384 => {
                 Self::P384(p384::SecretKey::try_generate_from_rng(&mut rng).map_err(rng_failed)?)
             }
-            _ => Self::P521(p521::SecretKey::try_generate_from_rng(&mut rng).map_err(rng_failed)?),
+            Algorithm::EcdsaP521Sha512 => {
+                Self::P521(p521::SecretKey::try_generate_from_rng(&mut rng).map_err(rng_failed)?)
+            }
         })
     }
 
@@ -97,14 +96,7 @@ impl SecretKey {
     /// [`ErrorKind::NotFound`] or [`ErrorKind::PermissionDenied`] for the file,
     /// [`ErrorKind::InvalidKey`] for a file over 64 KiB; otherwise as [`SecretKey::from_pem`].
     pub fn read_file(path: &Path) -> Result<Self> {
-        let io_error = |e: std::io::Error| {
-            let kind = match e.kind() {
-                std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-                std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
-                _ => ErrorKind::InvalidInput,
-            };
-            Error::new(kind, format!("cannot read key file {}", path.display())).with_source(e)
-        };
+        let io_error = |e| file_error("cannot read key file", path, e);
         let len = std::fs::metadata(path).map_err(io_error)?.len();
         if len > MAX_KEY_FILE_LEN {
             return Err(invalid(format!(
@@ -191,7 +183,7 @@ impl SecretKey {
             (Algorithm::EcdsaP384Sha384, Format::Sec1) => p384::SecretKey::from_sec1_der(der)
                 .map(Self::P384)
                 .map_err(|e| e.to_string()),
-            (_, Format::Sec1) => p521::SecretKey::from_sec1_der(der)
+            (Algorithm::EcdsaP521Sha512, Format::Sec1) => p521::SecretKey::from_sec1_der(der)
                 .map(Self::P521)
                 .map_err(|e| e.to_string()),
             (Algorithm::EcdsaP256Sha256, Format::Pkcs8) => p256::SecretKey::from_pkcs8_der(der)
@@ -200,7 +192,7 @@ impl SecretKey {
             (Algorithm::EcdsaP384Sha384, Format::Pkcs8) => p384::SecretKey::from_pkcs8_der(der)
                 .map(Self::P384)
                 .map_err(|e| e.to_string()),
-            (_, Format::Pkcs8) => p521::SecretKey::from_pkcs8_der(der)
+            (Algorithm::EcdsaP521Sha512, Format::Pkcs8) => p521::SecretKey::from_pkcs8_der(der)
                 .map(Self::P521)
                 .map_err(|e| e.to_string()),
         };
@@ -304,7 +296,7 @@ fn openssh_ecdsa_unencrypted(text: &str) -> Result<SecretKey> {
     let secret = match algorithm {
         Algorithm::EcdsaP256Sha256 => p256::SecretKey::from_slice(&padded).map(SecretKey::P256),
         Algorithm::EcdsaP384Sha384 => p384::SecretKey::from_slice(&padded).map(SecretKey::P384),
-        _ => p521::SecretKey::from_slice(&padded).map(SecretKey::P521),
+        Algorithm::EcdsaP521Sha512 => p521::SecretKey::from_slice(&padded).map(SecretKey::P521),
     }
     .map_err(|_| invalid("OpenSSH ECDSA private scalar is out of range"))?;
     if secret.public_key().to_sec1_bytes() != point {

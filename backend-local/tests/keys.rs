@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kmssh_backend_local::{LocalKey, LocalKeyOptions, SigningEngine};
+use kmssh_backend_local::{LocalKey, LocalOptions, SigningEngine};
 use kmssh_core::{Algorithm, ErrorKind, KeyUri, KmsKey};
 
 fn run(cmd: &mut Command) {
@@ -50,6 +50,10 @@ async fn assert_signs(key: &LocalKey, algorithm: Algorithm) {
         .expect("verifies");
 }
 
+fn open_uri(uri: &KeyUri) -> kmssh_core::Result<LocalKey> {
+    LocalKey::open_sync(uri, &LocalOptions::default())
+}
+
 fn uri(s: &str) -> KeyUri {
     KeyUri::parse(s).expect("valid URI")
 }
@@ -62,7 +66,7 @@ async fn ephemeral_keys_on_every_curve_and_engine() {
             ("p384", Algorithm::EcdsaP384Sha384),
             ("p521", Algorithm::EcdsaP521Sha512),
         ] {
-            let key = LocalKey::open(&uri(&format!(
+            let key = open_uri(&uri(&format!(
                 "local:ephemeral?curve={curve}&engine={engine}"
             )))
             .expect("opens");
@@ -70,9 +74,10 @@ async fn ephemeral_keys_on_every_curve_and_engine() {
             assert_signs(&key, algorithm).await;
         }
     }
-    let key = LocalKey::open(&uri("local:ephemeral")).expect("default curve");
+    let key = open_uri(&uri("local:ephemeral")).expect("default curve");
     assert_eq!(key.algorithm(), Algorithm::EcdsaP256Sha256);
-    assert_eq!(key.engine(), SigningEngine::DEFAULT);
+    // The automatic choice starts with RustCrypto: one signature does not pay for AWS-LC.
+    assert_eq!(key.engine(), SigningEngine::RustCrypto);
 }
 
 #[tokio::test]
@@ -119,20 +124,20 @@ async fn files_in_openssh_sec1_and_pkcs8_form() {
     ];
     for (path, algorithm) in &files {
         for engine in SigningEngine::available() {
-            let options = LocalKeyOptions {
-                engine: *engine,
+            let options = LocalOptions {
+                engine: Some(*engine),
                 verify: true,
+                ..LocalOptions::default()
             };
             let key = LocalKey::from_file(path, options).expect("reads");
             assert_signs(&key, *algorithm).await;
             let via_uri =
-                LocalKey::open(&uri(&format!("local:{}?engine={engine}", path.display())))
-                    .expect("URI");
+                open_uri(&uri(&format!("local:{}?engine={engine}", path.display()))).expect("URI");
             assert_eq!(via_uri.public_key(), key.public_key());
         }
     }
     // The OpenSSH file's public half is what ssh-keygen derived: same point as ours.
-    let key = LocalKey::from_file(&files[0].0, LocalKeyOptions::default()).expect("reads");
+    let key = LocalKey::from_file(&files[0].0, LocalOptions::default()).expect("reads");
     let pub_line = std::fs::read_to_string(d.join("ossh256.pub")).expect("pub");
     let blob = ssh_key::PublicKey::from_openssh(&pub_line).expect("parses");
     let ssh_key::public::KeyData::Ecdsa(ec) = blob.key_data() else {
@@ -148,7 +153,7 @@ async fn files_in_openssh_sec1_and_pkcs8_form() {
 fn unusable_keys_and_uris_get_typed_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let kind_of = |s: &str| LocalKey::open(&uri(s)).err().map(|e| e.kind());
+    let kind_of = |s: &str| open_uri(&uri(s)).err().map(|e| e.kind());
 
     assert_eq!(
         kind_of(&format!("local:{}/missing", d.display())),
@@ -182,7 +187,7 @@ fn unusable_keys_and_uris_get_typed_errors() {
         Some(ErrorKind::UnsupportedAlgorithm)
     );
     let k1 = openssl_key(d, "k1.pem", "secp256k1", false);
-    let err = LocalKey::open(&uri(&format!("local:{}", k1.display()))).expect_err("secp256k1");
+    let err = open_uri(&uri(&format!("local:{}", k1.display()))).expect_err("secp256k1");
     assert_eq!(err.kind(), ErrorKind::UnsupportedAlgorithm);
     assert!(err.message().contains("secp256k1"), "{err}");
     let k1_p8 = openssl_key(d, "k1p8.pem", "secp256k1", true);
@@ -195,7 +200,7 @@ fn unusable_keys_and_uris_get_typed_errors() {
     run(Command::new("ssh-keygen")
         .args(["-q", "-N", "secret", "-t", "ecdsa", "-f"])
         .arg(&locked));
-    let err = LocalKey::open(&uri(&format!("local:{}", locked.display()))).expect_err("encrypted");
+    let err = open_uri(&uri(&format!("local:{}", locked.display()))).expect_err("encrypted");
     assert_eq!(err.kind(), ErrorKind::InvalidKey);
     assert!(err.message().contains("passphrase"), "{err}");
 
@@ -231,8 +236,7 @@ fn unusable_keys_and_uris_get_typed_errors() {
 
 #[tokio::test]
 async fn wrong_digest_length_is_refused() {
-    let key =
-        LocalKey::generate(Algorithm::EcdsaP384Sha384, LocalKeyOptions::default()).expect("key");
+    let key = LocalKey::generate(Algorithm::EcdsaP384Sha384, LocalOptions::default()).expect("key");
     let err = key
         .sign_digest(&[0u8; 32])
         .await
@@ -334,13 +338,110 @@ async fn openssh_keys_with_a_short_private_scalar_open() {
     for engine in SigningEngine::available() {
         let key = LocalKey::from_file(
             &path,
-            LocalKeyOptions {
-                engine: *engine,
+            LocalOptions {
+                engine: Some(*engine),
                 verify: true,
+                ..LocalOptions::default()
             },
         )
         .expect("opens");
         assert_eq!(key.public_key(), &secret.public_key());
         assert_signs(&key, Algorithm::EcdsaP256Sha256).await;
     }
+}
+
+/// `create_if_missing` writes a 0600 OpenSSH key that ssh-keygen reads, reuses it the
+/// next time, and refuses what it must not touch: a bad URI creates nothing, and a
+/// planted symlink is never written through.
+#[tokio::test]
+async fn key_files_are_created_once_0600_and_never_through_a_symlink() {
+    use kmssh_backend_local::{SecretKey, create_if_missing};
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ca_key");
+    let ca = uri(&format!("local:{}", path.display()));
+    assert!(create_if_missing(&ca, Algorithm::EcdsaP384Sha384).expect("creates"));
+    let mode = std::fs::metadata(&path).expect("file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let out = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = open_uri(&ca).expect("opens");
+    assert_eq!(key.algorithm(), Algorithm::EcdsaP384Sha384);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ecdsa-sha2-nistp384 "));
+    let before = std::fs::read(&path).expect("read");
+    assert!(!create_if_missing(&ca, Algorithm::EcdsaP256Sha256).expect("reuses"));
+    assert_eq!(std::fs::read(&path).expect("read"), before);
+
+    let bad = dir.path().join("bad_key");
+    let err = create_if_missing(
+        &uri(&format!("local:{}?bad=1", bad.display())),
+        Algorithm::EcdsaP256Sha256,
+    )
+    .expect_err("bad parameter");
+    assert_eq!(err.kind(), ErrorKind::InvalidUri);
+    assert!(!bad.exists());
+    let err = create_if_missing(&uri("local:ephemeral"), Algorithm::EcdsaP256Sha256)
+        .expect_err("ephemeral");
+    assert_eq!(err.kind(), ErrorKind::InvalidUri);
+
+    let victim = dir.path().join("victim");
+    let link = dir.path().join("planted");
+    std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+    let err = SecretKey::generate(Algorithm::EcdsaP256Sha256)
+        .expect("key")
+        .write_new_file(&link)
+        .expect_err("refuses the symlink");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(!victim.exists(), "nothing was written through the link");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".kmssh-key-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files are cleaned up");
+}
+
+/// `engine=auto` (the default) signs with RustCrypto, moves to AWS-LC once enough
+/// signatures were made, and starts with AWS-LC when the caller expects that many.
+#[tokio::test]
+async fn the_automatic_engine_follows_the_number_of_signatures() {
+    use kmssh_backend_local::AUTO_AWS_LC_FROM_SIGNATURES;
+    let key = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("key");
+    assert_eq!(key.engine(), SigningEngine::RustCrypto);
+    let digest = Algorithm::EcdsaP256Sha256.digest(b"auto");
+    for _ in 0..=AUTO_AWS_LC_FROM_SIGNATURES {
+        let signature = key.sign_digest_sync(&digest).expect("signs");
+        key.public_key()
+            .verify_digest(&digest, &signature)
+            .expect("verifies");
+    }
+    let expected = if cfg!(feature = "aws-lc") {
+        SigningEngine::AwsLc
+    } else {
+        SigningEngine::RustCrypto
+    };
+    assert_eq!(key.engine(), expected);
+    let batch = LocalKey::generate(
+        Algorithm::EcdsaP521Sha512,
+        LocalOptions {
+            expected_signatures: Some(AUTO_AWS_LC_FROM_SIGNATURES),
+            ..LocalOptions::default()
+        },
+    )
+    .expect("key");
+    assert_eq!(batch.engine(), expected);
+    let pinned = open_uri(&uri("local:ephemeral?engine=rustcrypto")).expect("opens");
+    for _ in 0..=AUTO_AWS_LC_FROM_SIGNATURES {
+        pinned.sign_digest_sync(&digest).expect("signs");
+    }
+    assert_eq!(pinned.engine(), SigningEngine::RustCrypto);
 }

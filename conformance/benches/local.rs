@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kmssh_backend_local::{LocalKey, LocalKeyOptions, SigningEngine};
+use kmssh_backend_local::{LocalKey, LocalOptions, SigningEngine};
 use kmssh_core::{Algorithm, KmsKey};
 use kmssh_pki::{CertificateParameters, issue, parse_subject_key};
 
@@ -149,9 +149,9 @@ fn main() {
             let key = Arc::new(
                 LocalKey::generate(
                     algorithm,
-                    LocalKeyOptions {
-                        engine,
-                        verify: false,
+                    LocalOptions {
+                        engine: Some(engine),
+                        ..LocalOptions::default()
                     },
                 )
                 .expect("key"),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kmssh_backend_azure::{AccessTokenCredential, AzureKey, AzureKeyVaultOptions};
+use kmssh_backend_azure::{AccessTokenCredential, AzureKeyVaultKey, AzureKeyVaultOptions};
 use kmssh_core::{Algorithm, KeyUri, KmsKey};
 
 use crate::azure_emulator::{AzureKeyVaultEmulator, KeyKind, KeySetup, TEST_TOKEN};
@@ -46,13 +46,13 @@ pub fn emulator_uri(name: &str, version: Option<&str>) -> String {
 /// Opens a key URI with the given options.
 ///
 /// # Errors
-/// As [`AzureKey::open`].
+/// As [`AzureKeyVaultKey::open`].
 pub async fn open(
     uri: &str,
     options: &AzureKeyVaultOptions,
 ) -> kmssh_core::Result<Arc<dyn KmsKey>> {
     let uri = KeyUri::parse(uri)?;
-    let key: Arc<dyn KmsKey> = Arc::new(AzureKey::open(&uri, options).await?);
+    let key: Arc<dyn KmsKey> = Arc::new(AzureKeyVaultKey::open(&uri, options).await?);
     Ok(key)
 }
 

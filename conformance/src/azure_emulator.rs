@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use kmssh_backend_local::{LocalKey, LocalKeyOptions};
+use kmssh_backend_local::{LocalKey, LocalOptions};
 use kmssh_core::{Algorithm, KmsKey};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -250,7 +250,7 @@ fn new_version(kind: KeyKind) -> Version {
     getrandom::fill(&mut id).expect("random version id");
     let key = match kind {
         KeyKind::Ec(algorithm) => {
-            Some(LocalKey::generate(algorithm, LocalKeyOptions::default()).expect("key"))
+            Some(LocalKey::generate(algorithm, LocalOptions::default()).expect("key"))
         }
         _ => None,
     };

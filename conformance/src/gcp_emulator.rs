@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use base64ct::{Base64, Encoding};
-use kmssh_backend_local::{LocalKey, LocalKeyOptions};
+use kmssh_backend_local::{LocalKey, LocalOptions};
 use kmssh_core::{Algorithm, KmsKey};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -125,7 +125,7 @@ impl GcpKmsEmulator {
     /// Creates a version reporting another algorithm number (for refusal tests).
     #[must_use]
     pub fn create_version_with(&self, algorithm: Algorithm, wire_algorithm: i32) -> String {
-        let key = LocalKey::generate(algorithm, LocalKeyOptions::default()).expect("key");
+        let key = LocalKey::generate(algorithm, LocalOptions::default()).expect("key");
         let mut versions = lock(&self.versions);
         let name = format!(
             "projects/kmssh-test/locations/global/keyRings/conformance/cryptoKeys/key-{}/cryptoKeyVersions/1",

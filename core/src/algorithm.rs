@@ -11,7 +11,6 @@ use crate::{Error, ErrorKind, Result};
 
 /// ECDSA curve and hash, as OpenSSH pairs them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
 pub enum Algorithm {
     /// NIST P-256 with SHA-256 (`ecdsa-sha2-nistp256`).
     EcdsaP256Sha256,

@@ -12,7 +12,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong, independent of the provider that reported it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum ErrorKind {
     /// The key (or key version) does not exist, or the caller may not know it exists.
     NotFound,
@@ -202,8 +201,9 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Error {
+    /// Kind, status, message and context: this error without its causes.
+    fn fmt_head(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({}): {}", self.kind, self.status, self.message)?;
         for (i, (key, value)) in self.context.iter().enumerate() {
             let sep = if i == 0 { " [" } else { ", " };
@@ -211,6 +211,53 @@ impl fmt::Display for Error {
         }
         if !self.context.is_empty() {
             f.write_str("]")?;
+        }
+        Ok(())
+    }
+
+    /// The causes below this error, outermost first, as each displays itself. A cause
+    /// that is itself a kmssh [`Error`] shows only its own head (its causes follow it),
+    /// and a cause whose text its parent already showed is left out.
+    #[must_use]
+    pub fn causes(&self) -> Vec<String> {
+        let mut causes: Vec<String> = Vec::new();
+        let mut shown = self.message.clone();
+        let mut next = StdError::source(self);
+        while let Some(cause) = next {
+            let text = match cause.downcast_ref::<Error>() {
+                Some(inner) => Head(inner).to_string(),
+                None => cause.to_string(),
+            };
+            if !text.is_empty() && !shown.contains(&text) {
+                shown = text.clone();
+                causes.push(text);
+            }
+            next = cause.source();
+        }
+        causes
+    }
+}
+
+/// Displays an [`Error`] without its causes.
+struct Head<'a>(&'a Error);
+
+impl fmt::Display for Head<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_head(f)
+    }
+}
+
+/// One line: `kind (status): message [context]: cause: cause…`, so a user reads why, not
+/// only what. The alternate form (`{:#}`) puts each cause on its own `caused by:` line.
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_head(f)?;
+        for cause in self.causes() {
+            if f.alternate() {
+                write!(f, "\n  caused by: {cause}")?;
+            } else {
+                write!(f, ": {cause}")?;
+            }
         }
         Ok(())
     }
@@ -263,12 +310,37 @@ mod tests {
             .with_source(std::io::Error::other("inner"));
         assert_eq!(
             err.to_string(),
-            "invalid input (permanent): principal is empty [field=principals[0], uri=local:ephemeral]"
+            "invalid input (permanent): principal is empty [field=principals[0], uri=local:ephemeral]: inner"
         );
         assert_eq!(err.context("field"), Some("principals[0]"));
         assert_eq!(
             StdError::source(&err).map(ToString::to_string).as_deref(),
             Some("inner")
+        );
+    }
+
+    #[test]
+    fn display_shows_the_cause_chain_once() {
+        let io = std::io::Error::other("connection refused");
+        let inner = Error::new(ErrorKind::Unavailable, "cannot reach the endpoint").with_source(io);
+        let outer = Error::new(ErrorKind::Config, "cannot create the client").with_source(inner);
+        assert_eq!(
+            outer.to_string(),
+            "configuration (permanent): cannot create the client: \
+             unavailable (temporary): cannot reach the endpoint: connection refused"
+        );
+        assert_eq!(
+            format!("{outer:#}"),
+            "configuration (permanent): cannot create the client\n  \
+             caused by: unavailable (temporary): cannot reach the endpoint\n  \
+             caused by: connection refused"
+        );
+        // A cause whose text the message already carries is not repeated.
+        let echoed = Error::new(ErrorKind::InvalidKey, "bad key: not PEM")
+            .with_source(std::io::Error::other("not PEM"));
+        assert_eq!(
+            echoed.to_string(),
+            "invalid key (permanent): bad key: not PEM"
         );
     }
 }

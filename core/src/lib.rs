@@ -14,6 +14,8 @@ mod blocking;
 mod bridge;
 mod error;
 mod key;
+mod known_backends;
+mod options;
 mod public_key;
 mod registry;
 #[cfg(feature = "runtime")]
@@ -28,13 +30,20 @@ pub use blocking::BlockingSigner;
 pub use bridge::{KmsSigner, x509_signature_algorithm};
 pub use error::{Error, ErrorKind, ErrorStatus, Result};
 pub use key::{KmsKey, RawSigner, VerifiedSigner};
+pub use known_backends::{KNOWN_BACKENDS, KnownBackend};
+pub use options::{BackendOptions, Options};
 pub use public_key::EcPublicKey;
-pub use registry::{Backend, KNOWN_SCHEMES, OpenFuture, backend_for, backends, open};
+pub use registry::{Backend, OpenFuture, backend_for, backends, open, open_with};
 #[cfg(feature = "runtime")]
 pub use retry::RetryPolicy;
 pub use settings::{env_flag, env_setting};
 pub use signature::EcdsaSignature;
 pub use uri::KeyUri;
+
+/// The longest a single call to a provider may take unless a backend's options say
+/// otherwise; retries run inside a separate, longer deadline (`RetryPolicy`, with the
+/// `runtime` feature).
+pub const DEFAULT_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Re-exported for backends implementing [`KmsKey`] and [`RawSigner`].
 pub use async_trait::async_trait;

@@ -11,7 +11,6 @@ pub(crate) const ID_EC_PUBLIC_KEY: ObjectIdentifier =
 
 /// An ECDSA verifying key on P-256, P-384 or P-521.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum EcPublicKey {
     /// A P-256 key.
     P256(p256::ecdsa::VerifyingKey),

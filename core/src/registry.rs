@@ -1,5 +1,6 @@
-//! The backend registry: each backend crate submits a [`Backend`] with `inventory`, and
-//! [`open`] picks one by the key URI's scheme.
+//! The backend registry: each backend crate registers itself with [`register_backend!`]
+//! (one line, through `inventory`), and [`open`] / [`open_with`] pick one by the key
+//! URI's scheme.
 //!
 //! `inventory` only sees crates that are linked into the final binary. A binary that
 //! wants a backend must reference its crate (`use kmssh_backend_local as _;`), which
@@ -9,12 +10,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::{Error, ErrorKind, KeyUri, KmsKey, Result};
+use crate::{Error, ErrorKind, KNOWN_BACKENDS, KeyUri, KmsKey, Options, Result};
 
 /// The future a backend's open function returns.
 pub type OpenFuture = Pin<Box<dyn Future<Output = Result<Arc<dyn KmsKey>>> + Send>>;
 
-/// A backend, as registered with `inventory::submit!`.
+/// A backend, as [`register_backend!`] submits it.
 #[derive(Debug)]
 pub struct Backend {
     /// The URI scheme it serves, without the colon (`local`, `aws-kms`…).
@@ -22,18 +23,51 @@ pub struct Backend {
     /// One line for `kmssh backends`.
     pub description: &'static str,
     /// Opens a key: fetches and caches its public key, checks it can sign.
-    pub open: fn(KeyUri) -> OpenFuture,
+    pub open: fn(KeyUri, Options) -> OpenFuture,
 }
 
 inventory::collect!(Backend);
 
-/// Every scheme kmssh knows, with the Cargo feature that compiles its backend in.
-pub const KNOWN_SCHEMES: &[(&str, &str)] = &[
-    ("local", "local"),
-    ("aws-kms", "aws"),
-    ("gcp-kms", "gcp"),
-    ("azure-kv", "azure"),
-];
+/// Registers a backend for a URI scheme. `options` names the backend's options type (a
+/// [`BackendOptions`](crate::BackendOptions)), which the registry takes from the
+/// caller's [`Options`] or, without one there, from the environment; `open` is the
+/// backend's `async fn(&KeyUri, &OptionsType) -> Result<impl KmsKey>`.
+///
+/// ```ignore
+/// kmssh_core::register_backend! {
+///     scheme: SCHEME,
+///     description: "AWS KMS: aws-kms:<key id | key ARN | alias/NAME | alias ARN>",
+///     options: AwsKmsOptions,
+///     open: AwsKmsKey::open,
+/// }
+/// ```
+#[macro_export]
+macro_rules! register_backend {
+    (
+        scheme: $scheme:expr,
+        description: $description:expr,
+        options: $options:ty,
+        open: $open:path $(,)?
+    ) => {
+        $crate::inventory::submit! {
+            $crate::Backend {
+                scheme: $scheme,
+                description: $description,
+                open: |uri, options| {
+                    ::std::boxed::Box::pin(async move {
+                        let options =
+                            <$options as $crate::BackendOptions>::from_registry(&options)
+                                .map_err(|e| e.with_context("uri", &uri))?;
+                        let key = $open(&uri, &options).await?;
+                        let key: ::std::sync::Arc<dyn $crate::KmsKey> =
+                            ::std::sync::Arc::new(key);
+                        ::std::result::Result::Ok(key)
+                    })
+                },
+            }
+        }
+    };
+}
 
 /// The backends linked into this binary, sorted by scheme.
 #[must_use]
@@ -60,18 +94,21 @@ pub fn backend_for(uri: &KeyUri) -> Result<&'static Backend> {
             ErrorKind::Config,
             format!("two linked backends register the scheme `{scheme}`"),
         )),
-        (None, _) => Err(match KNOWN_SCHEMES.iter().find(|(s, _)| *s == scheme) {
-            Some((_, feature)) => Error::new(
+        (None, _) => Err(match KNOWN_BACKENDS.iter().find(|b| b.scheme == scheme) {
+            Some(known) => Error::new(
                 ErrorKind::BackendNotCompiled,
-                format!("backend {scheme} is not compiled in: enable Cargo feature `{feature}`"),
+                format!(
+                    "backend {scheme} ({}) is not compiled in: enable Cargo feature `{}`",
+                    known.provider, known.name
+                ),
             ),
             None => Error::new(
                 ErrorKind::InvalidUri,
                 format!(
                     "unknown key URI scheme `{scheme}`: expected one of {}",
-                    KNOWN_SCHEMES
+                    KNOWN_BACKENDS
                         .iter()
-                        .map(|(s, _)| format!("`{s}:`"))
+                        .map(|b| format!("`{}:`", b.scheme))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -81,12 +118,22 @@ pub fn backend_for(uri: &KeyUri) -> Result<&'static Backend> {
     }
 }
 
-/// Opens the key a URI names, with the backend registered for its scheme.
+/// Opens the key a URI names, with the backend registered for its scheme, configured
+/// from the provider's environment.
+///
+/// # Errors
+/// As [`open_with`].
+pub async fn open(uri: &str) -> Result<Arc<dyn KmsKey>> {
+    open_with(uri, &Options::default()).await
+}
+
+/// Opens the key a URI names with the backend registered for its scheme, which takes its
+/// options struct from `options` (else from the environment).
 ///
 /// # Errors
 /// As [`KeyUri::parse`] and [`backend_for`], then whatever the backend reports.
-pub async fn open(uri: &str) -> Result<Arc<dyn KmsKey>> {
+pub async fn open_with(uri: &str, options: &Options) -> Result<Arc<dyn KmsKey>> {
     let uri = KeyUri::parse(uri)?;
     let backend = backend_for(&uri)?;
-    (backend.open)(uri).await
+    (backend.open)(uri, options.clone()).await
 }

@@ -8,7 +8,6 @@ use crate::{Algorithm, Error, ErrorKind, Result};
 
 /// An ECDSA signature on P-256, P-384 or P-521.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum EcdsaSignature {
     /// A P-256 signature.
     P256(p256::ecdsa::Signature),

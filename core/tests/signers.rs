@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kmssh_core::{
-    Algorithm, Backend, EcPublicKey, EcdsaSignature, ErrorKind, KeyUri, KmsKey, KmsSigner,
-    OpenFuture, RawSigner, VerifiedSigner, async_trait,
+    Algorithm, BackendOptions, EcPublicKey, EcdsaSignature, ErrorKind, KeyUri, KmsKey, KmsSigner,
+    Options, RawSigner, VerifiedSigner, async_trait,
 };
 use p256::elliptic_curve::Generate;
 use signature::AsyncSigner;
@@ -55,15 +55,51 @@ impl RawSigner for SoftKey {
     }
 }
 
-fn open_soft(uri: KeyUri) -> OpenFuture {
-    Box::pin(async move {
-        let key: Arc<dyn KmsKey> = Arc::new(VerifiedSigner::new(SoftKey::new(uri.as_str())));
-        Ok(key)
-    })
+/// The soft backend's options: whether its keys answer with bad signatures.
+#[derive(Clone, Debug, Default)]
+struct SoftOptions {
+    corrupt: bool,
 }
 
-kmssh_core::inventory::submit! {
-    Backend { scheme: "soft-test", description: "in-process P-256 key for core's tests", open: open_soft }
+impl BackendOptions for SoftOptions {
+    fn from_env() -> kmssh_core::Result<Self> {
+        Ok(Self {
+            corrupt: std::env::var_os("SOFT_TEST_CORRUPT").is_some(),
+        })
+    }
+}
+
+async fn open_soft(
+    uri: &KeyUri,
+    options: &SoftOptions,
+) -> kmssh_core::Result<VerifiedSigner<SoftKey>> {
+    let key = SoftKey::new(uri.as_str());
+    key.corrupt.store(options.corrupt, Ordering::Relaxed);
+    Ok(VerifiedSigner::new(key))
+}
+
+kmssh_core::register_backend! {
+    scheme: "soft-test",
+    description: "in-process P-256 key for core's tests",
+    options: SoftOptions,
+    open: open_soft,
+}
+
+/// Options given in code reach the backend through the registry; without them it reads
+/// its environment.
+#[tokio::test]
+async fn registry_hands_options_to_the_backend() {
+    let digest = Algorithm::EcdsaP256Sha256.digest(b"options");
+    let plain = kmssh_core::open("soft-test:plain").await.expect("opens");
+    plain.sign_digest(&digest).await.expect("signs");
+    let corrupt = kmssh_core::open_with(
+        "soft-test:corrupt",
+        &Options::new().with(SoftOptions { corrupt: true }),
+    )
+    .await
+    .expect("opens");
+    let err = corrupt.sign_digest(&digest).await.expect_err("corrupt");
+    assert_eq!(err.kind(), ErrorKind::BadSignature);
 }
 
 #[tokio::test]

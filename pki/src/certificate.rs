@@ -43,9 +43,6 @@ pub fn ssh_public_key(key: &EcPublicKey) -> KeyData {
         EcPublicKey::P256(k) => EcdsaPublicKey::from(k),
         EcPublicKey::P384(k) => EcdsaPublicKey::from(k),
         EcPublicKey::P521(k) => EcdsaPublicKey::from(k),
-        // `EcPublicKey` is non-exhaustive for future curves; every current one is above.
-        #[allow(unreachable_patterns)]
-        _ => unreachable!("EcPublicKey has only NIST curves"),
     };
     KeyData::Ecdsa(ec)
 }
@@ -54,8 +51,35 @@ pub fn ssh_public_key(key: &EcPublicKey) -> KeyData {
 /// `TrustedUserCAKeys` or a known_hosts `@cert-authority` line.
 #[must_use]
 pub fn pubkey_string(key: &EcPublicKey, comment: &str) -> String {
-    let blob = ssh_public_key(key).encode_vec().unwrap_or_default();
-    openssh_line(key.algorithm().ssh_name(), &blob, comment)
+    openssh_line(key.algorithm().ssh_name(), &ssh_key_blob(key), comment)
+}
+
+/// The OpenSSH key blob of an ECDSA key (RFC 5656 §3.1): `string "ecdsa-sha2-<curve>",
+/// string "<curve>", string Q`, Q the uncompressed point. Built here rather than through
+/// `ssh-key`'s fallible encoder: every length is a constant of the curve, so nothing can
+/// fail (a test checks the bytes equal `ssh-key`'s encoding for every curve).
+fn ssh_key_blob(key: &EcPublicKey) -> Vec<u8> {
+    const P256: &[u8] = b"\0\0\0\x13ecdsa-sha2-nistp256\0\0\0\x08nistp256\0\0\0\x41";
+    const P384: &[u8] = b"\0\0\0\x13ecdsa-sha2-nistp384\0\0\0\x08nistp384\0\0\0\x61";
+    const P521: &[u8] = b"\0\0\0\x13ecdsa-sha2-nistp521\0\0\0\x08nistp521\0\0\0\x85";
+    let (prefix, point) = match key {
+        // Uncompressed points: 1 + 2 × 32, 1 + 2 × 48 and 1 + 2 × 66 bytes (0x41, 0x61, 0x85).
+        EcPublicKey::P256(k) => (P256, k.to_sec1_point(false).as_bytes().to_vec()),
+        EcPublicKey::P384(k) => (P384, k.to_sec1_point(false).as_bytes().to_vec()),
+        EcPublicKey::P521(k) => (P521, k.to_sec1_point(false).as_bytes().to_vec()),
+    };
+    let mut blob = Vec::with_capacity(prefix.len() + point.len());
+    blob.extend_from_slice(prefix);
+    blob.extend_from_slice(&point);
+    blob
+}
+
+/// The fields of an OpenSSH key blob after its leading algorithm string, or `None` if
+/// the blob is shorter than that string says.
+pub(crate) fn key_fields(blob: &[u8]) -> Option<&[u8]> {
+    let (len, rest) = blob.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+    rest.get(len..)
 }
 
 fn openssh_line(algorithm: &str, blob: &[u8], comment: &str) -> String {
@@ -281,19 +305,20 @@ pub struct VerifyOptions {
 /// # Errors
 /// [`Error::InvalidField`] if the signature cannot be encoded.
 pub fn ssh_signature(signature: &EcdsaSignature) -> Result<ssh_key::Signature> {
+    ssh_signature_for(signature, Field::Certificate)
+}
+
+/// As [`ssh_signature`], an error naming `field`.
+pub(crate) fn ssh_signature_for(
+    signature: &EcdsaSignature,
+    field: Field,
+) -> Result<ssh_key::Signature> {
     let converted = match signature {
         EcdsaSignature::P256(s) => ssh_key::Signature::try_from(s),
         EcdsaSignature::P384(s) => ssh_key::Signature::try_from(s),
         EcdsaSignature::P521(s) => ssh_key::Signature::try_from(s),
-        #[allow(unreachable_patterns)]
-        _ => unreachable!("EcdsaSignature has only NIST curves"),
     };
-    converted.map_err(|e| {
-        Error::field(
-            Field::Certificate,
-            format!("cannot encode the signature: {e}"),
-        )
-    })
+    converted.map_err(|e| Error::field(field, format!("cannot encode the signature: {e}")))
 }
 
 fn encoding_error(e: impl std::fmt::Display) -> Error {
@@ -314,13 +339,8 @@ fn encode_to_be_signed(
     let extensions: OptionsMap = fields.extensions.into();
     // The subject's key fields without their leading algorithm string.
     let subject_blob = subject.encode_vec().map_err(encoding_error)?;
-    let algorithm_len = subject_blob
-        .get(..4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .ok_or_else(|| encoding_error("empty subject key"))?;
-    let key_fields = subject_blob
-        .get(4 + algorithm_len..)
-        .ok_or_else(|| encoding_error("short subject key"))?;
+    let key_fields =
+        key_fields(&subject_blob).ok_or_else(|| encoding_error("short subject key"))?;
 
     (|| -> ssh_key::encoding::Result<()> {
         subject.algorithm().to_certificate_type().encode(out)?;

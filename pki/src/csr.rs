@@ -25,7 +25,7 @@ use prost::Message;
 use ssh_key::encoding::Encode;
 use ssh_key::public::KeyData;
 
-use crate::certificate::check_subject_key;
+use crate::certificate::{check_subject_key, key_fields};
 use crate::error::{Error, Field, Result};
 use crate::options::{CriticalOption, Extension};
 use crate::params::{CertificateParameters, CertificateType};
@@ -121,6 +121,22 @@ fn bad_request(reason: impl Into<String>) -> Error {
 }
 
 impl CertificateSigningRequest {
+    /// Decodes and checks a base64-encoded serialized request (how paramiko-cloud
+    /// clients often ship one as text); whitespace and line breaks are ignored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidField`] naming the signing request when the text is not base64;
+    /// otherwise as [`CertificateSigningRequest::from_proto`].
+    pub fn from_base64(text: &[u8]) -> Result<Self> {
+        use base64ct::Encoding as _;
+        let text =
+            std::str::from_utf8(text).map_err(|_| bad_request("the CSR is not base64 text"))?;
+        let compact: String = text.split_whitespace().collect();
+        let bytes = base64ct::Base64::decode_vec(&compact)
+            .map_err(|_| bad_request("the CSR is not valid base64"))?;
+        Self::from_proto(&bytes)
+    }
+
     /// Decodes and checks a serialized request.
     ///
     /// # Errors
@@ -220,17 +236,19 @@ impl CertificateSigningRequest {
     /// # Errors
     /// [`Error::InvalidField`] for a subject key that cannot be encoded.
     pub fn to_proto(&self) -> Result<Vec<u8>> {
-        let split =
-            |name: &str, value: &str, names: &[&str]| match names.iter().position(|n| *n == name) {
-                Some(i) => Ok(wire::TypedValue {
-                    r#type: i32::try_from(i).unwrap_or(i32::MAX),
-                    value: value.to_owned(),
-                }),
-                None => Err(wire::NamedValue {
-                    name: name.to_owned(),
-                    value: value.to_owned(),
-                }),
-            };
+        let split = |name: &str, value: &str, names: &[&str]| match (0..)
+            .zip(names)
+            .find_map(|(number, n)| (*n == name).then_some(number))
+        {
+            Some(number) => Ok(wire::TypedValue {
+                r#type: number,
+                value: value.to_owned(),
+            }),
+            None => Err(wire::NamedValue {
+                name: name.to_owned(),
+                value: value.to_owned(),
+            }),
+        };
         let (mut critical_options, mut custom_critical_options) = (Vec::new(), Vec::new());
         for o in &self.critical_options {
             match split(o.name(), o.value(), &CRITICAL_OPTION_NAMES) {
@@ -250,9 +268,13 @@ impl CertificateSigningRequest {
             .encode_vec()
             .map_err(|e| Error::field(Field::SubjectKey, format!("cannot encode: {e}")))?;
         let algorithm = self.public_key.algorithm();
-        let public_key = blob
-            .get(4 + algorithm.as_str().len()..)
-            .unwrap_or_default()
+        let public_key = key_fields(&blob)
+            .ok_or_else(|| {
+                Error::field(
+                    Field::SubjectKey,
+                    "the encoded key is shorter than its algorithm name says",
+                )
+            })?
             .to_vec();
         let msg = wire::Csr {
             r#type: match self.cert_type {

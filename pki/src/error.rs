@@ -34,10 +34,27 @@ pub enum Field {
     Certificate,
     /// The encoded signing request.
     SigningRequest,
+    /// An SSH signature's namespace (PROTOCOL.sshsig).
+    Namespace,
+    /// A message digest given instead of the message.
+    Digest,
+    /// An SSH signature (`SSHSIG`, the armored `-----BEGIN SSH SIGNATURE-----` text).
+    SshSignature,
+    /// A plain message signature (DER `ECDSA-Sig-Value`).
+    MessageSignature,
+    /// An X.509 distinguished name (RFC 4514 text such as `CN=Example CA,O=Example`).
+    SubjectName,
+    /// A DNS name for an X.509 subjectAltName.
+    DnsName,
+    /// The X.509 CA certificate a leaf is issued under.
+    CaCertificate,
+    /// A PKCS#10 certification request.
+    CertificationRequest,
 }
 
 impl Field {
-    /// The field's name as OpenSSH's PROTOCOL.certkeys spells it.
+    /// The field's name: as OpenSSH's PROTOCOL.certkeys spells it for certificate fields,
+    /// the document's usual name otherwise.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,6 +71,14 @@ impl Field {
             Self::Extensions => "extensions",
             Self::Certificate => "certificate",
             Self::SigningRequest => "signing request",
+            Self::Namespace => "namespace",
+            Self::Digest => "digest",
+            Self::SshSignature => "SSH signature",
+            Self::MessageSignature => "message signature",
+            Self::SubjectName => "subject name",
+            Self::DnsName => "DNS name",
+            Self::CaCertificate => "CA certificate",
+            Self::CertificationRequest => "PKCS#10 CSR",
         }
     }
 }
@@ -108,6 +133,51 @@ pub enum VerifyFailure {
         /// Its name.
         name: String,
     },
+}
+
+/// Why a signature (SSHSIG, message signature, PKCS#10 self-signature) was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureFailure {
+    /// The signature was made for another namespace (PROTOCOL.sshsig).
+    WrongNamespace {
+        /// The namespace the verifier asked for.
+        expected: String,
+        /// The namespace inside the signature.
+        found: String,
+    },
+    /// The signature was made by another key than the allowed one (fingerprints of both).
+    WrongKey {
+        /// The key named inside the signature.
+        signed_by: String,
+        /// The key the verifier allows.
+        allowed: String,
+    },
+    /// The signature is malformed or does not verify over this message.
+    DoesNotVerify {
+        /// What the verifier said.
+        detail: String,
+    },
+}
+
+impl fmt::Display for SignatureFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WrongNamespace { expected, found } => write!(
+                f,
+                "made for namespace {}, not {}",
+                shown(found),
+                shown(expected)
+            ),
+            Self::WrongKey { signed_by, allowed } => {
+                write!(
+                    f,
+                    "made by key {signed_by}, not by the allowed key {allowed}"
+                )
+            }
+            Self::DoesNotVerify { detail } => write!(f, "does not verify: {detail}"),
+        }
+    }
 }
 
 /// A certificate time as a UTC date (and the raw seconds, which is what the wire holds).
@@ -196,6 +266,24 @@ pub enum Error {
     /// The certificate did not verify.
     #[error("certificate rejected: {0}")]
     Verify(VerifyFailure),
+    /// The key does not fit the document: a CA certificate made for another key, or one
+    /// that is not a CA.
+    #[error("{field}: {reason}")]
+    KeyMismatch {
+        /// The document (for example [`Field::CaCertificate`]).
+        field: Field,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A signature was refused: an SSH signature, a message signature, or the
+    /// self-signature of a PKCS#10 request.
+    #[error("{field}: {failure}")]
+    SignatureRejected {
+        /// The signature's document.
+        field: Field,
+        /// Why.
+        failure: SignatureFailure,
+    },
     /// The key failed to sign (its kind tells whether to retry).
     #[error("signing failed: {0}")]
     Signing(#[from] kmssh_core::Error),
@@ -209,12 +297,28 @@ impl Error {
         }
     }
 
+    pub(crate) fn rejected(field: Field, failure: SignatureFailure) -> Self {
+        Self::SignatureRejected { field, failure }
+    }
+
+    pub(crate) fn does_not_verify(field: Field, detail: impl Into<String>) -> Self {
+        Self::rejected(
+            field,
+            SignatureFailure::DoesNotVerify {
+                detail: detail.into(),
+            },
+        )
+    }
+
     /// The field this error is about, if any.
     #[must_use]
     pub fn offending_field(&self) -> Option<Field> {
         match self {
-            Self::InvalidField { field, .. } | Self::UnsupportedKey { field, .. } => Some(*field),
-            _ => None,
+            Self::InvalidField { field, .. }
+            | Self::UnsupportedKey { field, .. }
+            | Self::KeyMismatch { field, .. }
+            | Self::SignatureRejected { field, .. } => Some(*field),
+            Self::Verify(_) | Self::Signing(_) => None,
         }
     }
 
@@ -224,7 +328,8 @@ impl Error {
         match self {
             Self::InvalidField { .. } => ErrorKind::InvalidInput,
             Self::UnsupportedKey { .. } => ErrorKind::UnsupportedAlgorithm,
-            Self::Verify(_) => ErrorKind::BadSignature,
+            Self::KeyMismatch { .. } => ErrorKind::InvalidKey,
+            Self::Verify(_) | Self::SignatureRejected { .. } => ErrorKind::BadSignature,
             Self::Signing(e) => e.kind(),
         }
     }

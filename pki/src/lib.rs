@@ -1,8 +1,15 @@
-//! kmssh-pki: build, encode, parse and verify OpenSSH certificates offline, signed by any
-//! [`kmssh_core::KmsKey`]; and paramiko-cloud-compatible signing requests.
+//! kmssh-pki: everything issued or signed with a [`kmssh_core::KmsKey`], built and checked
+//! offline:
 //!
-//! No cloud SDK, no async runtime and no HTTP stack in this crate's tree: it needs only
-//! `kmssh-core` and `ssh-key`-class crates.
+//! - OpenSSH certificates: build, encode, parse and verify ([`issue`], [`Certificate`]),
+//!   and paramiko-cloud-compatible signing requests ([`csr`]);
+//! - SSH signatures (`ssh-keygen -Y sign` / `-Y verify`): [`sshsig`];
+//! - plain message signatures (`openssl dgst -verify`): [`message`];
+//! - X.509 CA and leaf certificates and PKCS#10 checks, with the `x509` feature:
+//!   `x509`.
+//!
+//! No cloud SDK, no async runtime and no HTTP stack in this crate's tree, with any
+//! feature: it needs only `kmssh-core` and RustCrypto-class crates.
 //!
 //! ```no_run
 //! # async fn demo(ca: &dyn kmssh_core::KmsKey) -> Result<(), kmssh_pki::Error> {
@@ -17,11 +24,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod batch;
 mod certificate;
 pub mod csr;
 mod error;
+pub mod message;
 mod options;
 mod params;
+pub mod ssh_keygen;
+pub mod sshsig;
+#[cfg(feature = "x509")]
+pub mod x509;
 
 pub use certificate::{
     Certificate, MIN_RSA_BITS, NONCE_LEN, VerifyOptions, cert_path_for, check_subject_key, issue,
@@ -29,10 +42,22 @@ pub use certificate::{
     unix_now,
 };
 pub use csr::CertificateSigningRequest;
-pub use error::{Error, Field, Result, VerifyFailure};
+pub use error::{Error, Field, Result, SignatureFailure, VerifyFailure};
+pub use message::{
+    MessageSignature, digest_reader, sign_message, sign_message_digest, verify_message,
+    verify_message_digest,
+};
 pub use options::{CriticalOption, Extension};
 pub use params::{
     CertificateParameters, CertificateType, DEFAULT_BACKDATE, DEFAULT_VALIDITY, MAX_FIELD_LEN,
     MAX_PRINCIPALS, ResolvedParameters,
 };
 pub use ssh_key;
+pub use sshsig::{
+    SshSig, parse_sshsig, sha512_reader, sign_sshsig, sign_sshsig_digest, sign_sshsig_pem,
+    sshsig_to_pem, verify_sshsig, verify_sshsig_digest,
+};
+/// Re-exported with the `x509` feature: the certificate and request types [`x509`]'s API
+/// takes and returns.
+#[cfg(feature = "x509")]
+pub use x509_cert;

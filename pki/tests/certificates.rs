@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use kmssh_backend_local::{LocalKey, LocalKeyOptions, SigningEngine};
+use kmssh_backend_local::{LocalKey, LocalOptions, SigningEngine};
 use kmssh_core::{Algorithm, KmsKey};
 use kmssh_pki::ssh_key::public::{Ed25519PublicKey, KeyData, SkEd25519};
 use kmssh_pki::{
@@ -58,9 +58,10 @@ async fn encoding_matches_ssh_key_builder_byte_for_byte() {
             .expect("write CA");
         let subject_path = ssh_keygen(dir.path(), &format!("user{bits}"), &["-t", "ed25519"]);
         // RustCrypto signs deterministically (RFC 6979), as ssh-key's builder does.
-        let options = LocalKeyOptions {
-            engine: SigningEngine::RustCrypto,
+        let options = LocalOptions {
+            engine: Some(SigningEngine::RustCrypto),
             verify: false,
+            ..LocalOptions::default()
         };
         let ca = LocalKey::from_file(&ca_path, options).expect("ca");
         let subject = subject_from(&subject_path);
@@ -122,8 +123,7 @@ async fn encoding_matches_ssh_key_builder_byte_for_byte() {
 #[tokio::test]
 async fn every_openssh_subject_key_type_is_certified() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca =
-        LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalKeyOptions::default()).expect("ca");
+    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
     let mut subjects: Vec<KeyData> = [
         ("ed", vec!["-t", "ed25519"]),
         ("rsa", vec!["-t", "rsa", "-b", "2048"]),
@@ -192,10 +192,9 @@ fn unusable_subject_keys_are_refused() {
 
 #[tokio::test]
 async fn verification_catches_each_failure() {
-    let ca =
-        LocalKey::generate(Algorithm::EcdsaP384Sha384, LocalKeyOptions::default()).expect("ca");
+    let ca = LocalKey::generate(Algorithm::EcdsaP384Sha384, LocalOptions::default()).expect("ca");
     let other =
-        LocalKey::generate(Algorithm::EcdsaP384Sha384, LocalKeyOptions::default()).expect("other");
+        LocalKey::generate(Algorithm::EcdsaP384Sha384, LocalOptions::default()).expect("other");
     let subject = parse_subject_key(
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR",
     )
@@ -265,8 +264,7 @@ async fn verification_catches_each_failure() {
 
 #[tokio::test]
 async fn output_lines_and_paths() {
-    let ca =
-        LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalKeyOptions::default()).expect("ca");
+    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
     let line = pubkey_string(ca.public_key(), "my ca");
     assert!(
         line.starts_with("ecdsa-sha2-nistp256 AAAAE2VjZHNh"),
@@ -294,8 +292,7 @@ async fn output_lines_and_paths() {
 
 #[tokio::test]
 async fn nothing_is_signed_for_bad_parameters() {
-    let ca =
-        LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalKeyOptions::default()).expect("ca");
+    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
     let subject = parse_subject_key(
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR",
     )
@@ -305,4 +302,22 @@ async fn nothing_is_signed_for_bad_parameters() {
         .expect_err("no principals");
     assert_eq!(err.offending_field(), Some(Field::Principals));
     assert_eq!(err.kind(), kmssh_core::ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn pubkey_lines_carry_ssh_keys_encoding_on_every_curve() {
+    use kmssh_pki::ssh_key::encoding::Encode as _;
+    for algorithm in Algorithm::ALL {
+        let ca = LocalKey::generate(algorithm, LocalOptions::default()).expect("ca");
+        let line = pubkey_string(ca.public_key(), "ca");
+        let blob = ssh_public_key(ca.public_key())
+            .encode_vec()
+            .expect("ssh-key encodes");
+        let parsed = kmssh_pki::ssh_key::PublicKey::from_openssh(&line).expect("parses");
+        assert_eq!(parsed.to_bytes().expect("bytes"), blob, "{algorithm}");
+        assert!(
+            line.starts_with(&format!("{} ", algorithm.ssh_name())),
+            "{line}"
+        );
+    }
 }

@@ -9,44 +9,19 @@
 
 use std::process::{Command, ExitCode};
 
-/// Backends whose conformance target exists.
-const BACKENDS: &[&str] = &["local", "aws", "gcp", "azure"];
+/// The backends, from core's one list (a dependency-free file, included so xtask does
+/// not build the crate).
+#[path = "../../core/src/known_backends.rs"]
+#[allow(dead_code, reason = "xtask reads only some fields")]
+mod known_backends;
+use known_backends::{KNOWN_BACKENDS, KnownBackend};
+
 /// Bench targets: name, package. `local` and `aws` measure backends, `cli` the `kmssh`
 /// binary against `ssh-keygen -s`.
 const BENCHES: &[(&str, &str)] = &[
     ("local", "kmssh-conformance"),
     ("aws", "kmssh-conformance"),
     ("sign", "kmssh"),
-];
-
-/// A cloud backend's conformance target: the emulator by default, the real service
-/// when its environment variable names keys.
-struct Cloud {
-    backend: &'static str,
-    real_env: &'static str,
-    real: &'static str,
-    emulated: &'static str,
-}
-
-const CLOUDS: &[Cloud] = &[
-    Cloud {
-        backend: "aws",
-        real_env: "KMSSH_AWS_KEY_IDS",
-        real: "real AWS KMS: KMSSH_AWS_KEY_IDS and the standard AWS environment",
-        emulated: "ministack on 127.0.0.1",
-    },
-    Cloud {
-        backend: "gcp",
-        real_env: "KMSSH_GCP_KEY_VERSIONS",
-        real: "real Cloud KMS: KMSSH_GCP_KEY_VERSIONS and Application Default Credentials",
-        emulated: "in-process Cloud KMS emulator on 127.0.0.1",
-    },
-    Cloud {
-        backend: "azure",
-        real_env: "KMSSH_AZURE_KEYS",
-        real: "a real vault: KMSSH_AZURE_KEYS and Azure credentials",
-        emulated: "in-process Key Vault emulator over HTTPS on 127.0.0.1",
-    },
 ];
 
 /// Crates no build of `kmssh-pki` may pull in: it must stay offline and runtime-free.
@@ -68,53 +43,58 @@ fn run(step: &str, command: &mut Command) -> Result<(), String> {
     }
 }
 
+fn backend_names() -> String {
+    let names: Vec<&str> = KNOWN_BACKENDS.iter().map(|b| b.name).collect();
+    format!("{}|all", names.join("|"))
+}
+
 fn conformance(backend: &str) -> Result<(), String> {
-    if let Some(cloud) = CLOUDS.iter().find(|c| c.backend == backend) {
-        prerequisites()?;
-        let mode = if std::env::var_os(cloud.real_env).is_some() {
-            cloud.real
-        } else {
-            cloud.emulated
-        };
-        return run(
-            &format!("conformance {backend} ({mode})"),
-            cargo().args(["test", "-p", "kmssh-conformance", "--test", backend]),
-        );
+    if backend == "all" {
+        return KNOWN_BACKENDS.iter().try_for_each(|b| conformance(b.name));
     }
-    match backend {
-        "local" => {
-            prerequisites()?;
-            run(
-                "conformance local (AWS-LC and RustCrypto engines)",
-                cargo().args([
-                    "test",
-                    "-p",
-                    "kmssh-conformance",
-                    "--test",
-                    "local",
-                    "--test",
-                    "registry",
-                ]),
-            )?;
-            run(
-                "conformance local (pure-Rust build, no aws-lc feature)",
-                cargo().args([
-                    "test",
-                    "-p",
-                    "kmssh-conformance",
-                    "--no-default-features",
-                    "--features",
-                    "local",
-                    "--test",
-                    "local",
-                ]),
+    let known: &KnownBackend = KNOWN_BACKENDS
+        .iter()
+        .find(|b| b.name == backend)
+        .ok_or_else(|| format!("unknown backend {backend:?}: expected {}", backend_names()))?;
+    prerequisites()?;
+    let mode = match known.real_keys_env {
+        Some(env) if std::env::var_os(env).is_some() => {
+            format!(
+                "real {}: keys from {env} and the provider's environment",
+                known.provider
             )
         }
-        "all" => BACKENDS.iter().try_for_each(|b| conformance(b)),
-        other => Err(format!(
-            "unknown backend {other:?}: expected one of local, aws, gcp, azure, all"
-        )),
+        _ => known.emulated_by.to_owned(),
+    };
+    let mut targets = vec!["--test", backend];
+    if backend == "local" {
+        // The registry test needs only the local backend; it runs with every feature here.
+        targets.extend(["--test", "registry"]);
     }
+    run(
+        &format!("conformance {backend} ({mode})"),
+        cargo()
+            .args(["test", "-p", "kmssh-conformance"])
+            .args(targets),
+    )?;
+    if backend == "local" {
+        run(
+            "conformance local (pure-Rust build, no aws-lc feature)",
+            cargo().args([
+                "test",
+                "-p",
+                "kmssh-conformance",
+                "--no-default-features",
+                "--features",
+                "local",
+                "--test",
+                "local",
+                "--test",
+                "registry",
+            ]),
+        )?;
+    }
+    Ok(())
 }
 
 fn check_pki_tree() -> Result<(), String> {
@@ -149,48 +129,142 @@ fn check_pki_tree() -> Result<(), String> {
     }
 }
 
-/// Installs what the OpenSSH-judged tests need when it is missing (Debian packages), and
-/// the directory sshd's privilege separation requires.
-fn prerequisites() -> Result<(), String> {
-    let have = |path: &str| std::path::Path::new(path).exists();
-    let on_path = |tool: &str| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {tool}"))
-            .output()
-            .is_ok_and(|o| o.status.success())
+/// A tool the suite runs, and the Debian package that brings it.
+struct Tool {
+    /// What is checked: a command on `PATH`, or an absolute path.
+    check: &'static str,
+    /// The Debian package.
+    package: &'static str,
+}
+
+/// What the suite needs beyond cargo: OpenSSH judges every certificate, OpenSSL message
+/// signatures and X.509, a C compiler builds AWS-LC, Python's venv holds the AWS KMS
+/// emulator.
+const TOOLS: &[Tool] = &[
+    Tool {
+        check: "/usr/sbin/sshd",
+        package: "openssh-server",
+    },
+    Tool {
+        check: "ssh-keygen",
+        package: "openssh-client",
+    },
+    Tool {
+        check: "ssh",
+        package: "openssh-client",
+    },
+    Tool {
+        check: "openssl",
+        package: "openssl",
+    },
+    Tool {
+        check: "cc",
+        package: "gcc",
+    },
+    Tool {
+        check: "python3",
+        package: "python3",
+    },
+    Tool {
+        check: "python3 -m venv --help",
+        package: "python3-venv",
+    },
+];
+
+fn present(check: &str) -> bool {
+    if check.starts_with('/') {
+        return std::path::Path::new(check).exists();
+    }
+    let script = if check.contains(' ') {
+        format!("{check} >/dev/null 2>&1")
+    } else {
+        format!("command -v {check} >/dev/null 2>&1")
     };
+    Command::new("sh")
+        .args(["-c", &script])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs a command as root: directly when we are root, through `sudo -n` otherwise;
+/// `None` when neither can work.
+fn as_root(args: &[&str]) -> Option<Command> {
     let root = Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    let sudo = |args: &[&str]| {
-        let mut c = if root {
-            Command::new(args[0])
-        } else {
-            Command::new("sudo")
-        };
-        c.args(if root { &args[1..] } else { args })
-            .env("DEBIAN_FRONTEND", "noninteractive");
+    let mut command = if root {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..]);
         c
+    } else if present("sudo") {
+        let mut c = Command::new("sudo");
+        c.arg("-n").args(args);
+        c
+    } else {
+        return None;
     };
-    if !have("/usr/sbin/sshd") || !on_path("ssh-keygen") || !on_path("openssl") {
-        run("apt-get update", &mut sudo(&["apt-get", "update", "-qq"]))?;
-        run(
-            "install OpenSSH and OpenSSL",
-            &mut sudo(&[
-                "apt-get",
-                "install",
-                "-y",
-                "-qq",
-                "openssh-server",
-                "openssh-client",
-                "openssl",
-            ]),
-        )?;
+    command.env("DEBIAN_FRONTEND", "noninteractive");
+    Some(command)
+}
+
+/// Installs what is missing (Debian packages with apt, as root or with sudo; rustfmt
+/// and clippy with rustup; the emulator venv), or stops at once naming what is missing
+/// and the command that installs it.
+fn prerequisites() -> Result<(), String> {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if DONE.get().is_some() {
+        return Ok(());
     }
-    if !have("/run/sshd") {
-        run("create /run/sshd", &mut sudo(&["mkdir", "-p", "/run/sshd"]))?;
+    install_prerequisites()?;
+    let _ = DONE.set(());
+    Ok(())
+}
+
+fn install_prerequisites() -> Result<(), String> {
+    let mut missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|t| !present(t.check))
+        .map(|t| t.package)
+        .collect();
+    missing.dedup();
+    if !missing.is_empty() {
+        let install = format!("apt-get install -y {}", missing.join(" "));
+        let apt = present("apt-get");
+        match (apt, as_root(&["apt-get", "update", "-qq"])) {
+            (true, Some(mut update)) => {
+                run("apt-get update", &mut update)?;
+                let mut args = vec!["apt-get", "install", "-y", "-qq"];
+                args.extend(&missing);
+                let mut command = as_root(&args).ok_or("cannot run apt-get as root")?;
+                run(&format!("install {}", missing.join(", ")), &mut command)
+                    .map_err(|e| format!("{e}: install them with `sudo {install}`"))?;
+            }
+            _ => {
+                return Err(format!(
+                    "missing {}: install them (on Debian/Ubuntu: `sudo {install}`) and run again",
+                    missing.join(", ")
+                ));
+            }
+        }
+    }
+    for component in ["rustfmt", "clippy"] {
+        let tool = if component == "rustfmt" {
+            "cargo fmt --version"
+        } else {
+            "cargo clippy --version"
+        };
+        if !present(tool) {
+            run(
+                &format!("add {component}"),
+                Command::new("rustup").args(["component", "add", component]),
+            )?;
+        }
+    }
+    if !std::path::Path::new("/run/sshd").exists() {
+        let mut command = as_root(&["mkdir", "-p", "/run/sshd"])
+            .ok_or("sshd needs /run/sshd: `sudo mkdir -p /run/sshd`")?;
+        run("create /run/sshd", &mut command)?;
     }
     run(
         "install emulators (ministack in a venv under target/)",
@@ -261,7 +335,7 @@ fn ci() -> Result<(), String> {
     )?;
     run(
         "the README's main job",
-        Command::new("bash").args(["-euo", "pipefail", "-c", &readme_main_job()?]),
+        Command::new("sh").args(["-eu", "-c", &readme_main_job()?]),
     )?;
     run(
         "documentation builds without warnings",
@@ -291,10 +365,25 @@ fn bench(name: &str, rest: &[&str]) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["demo", rest @ ..] => run(
             "demo",
-            cargo().args(["run", "--quiet", "-p", "kmssh-conformance", "--example", "issue_certificate", "--"]).args(rest),
+            cargo()
+                .args([
+                    "run",
+                    "--quiet",
+                    "-p",
+                    "kmssh-conformance",
+                    "--example",
+                    "issue_certificate",
+                    "--",
+                ])
+                .args(rest),
         ),
         ["conformance", "--backend", backend] => conformance(backend),
         ["conformance"] => conformance("all"),
@@ -302,10 +391,10 @@ fn main() -> ExitCode {
         ["bench", "--backend", name, rest @ ..] => bench(name, rest),
         ["bench", name, rest @ ..] if !name.starts_with('-') => bench(name, rest),
         ["bench", rest @ ..] => bench("local", rest),
-        _ => Err(
-            "usage: cargo xtask demo | conformance [--backend local|aws|gcp|azure|all] | ci | bench [local|aws|cli|all]"
-                .to_owned(),
-        ),
+        _ => Err(format!(
+            "usage: cargo xtask demo | conformance [--backend {}] | ci | bench [local|aws|cli|all]",
+            backend_names()
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,104 @@
+//! How a local key signs: [`LocalOptions`], filled in code, from the registry's
+//! [`Options`], or from a `local:` URI's query parameters.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use kmssh_core::{Algorithm, BackendOptions, Error, ErrorKind, KeyUri, Options, Result};
+
+use crate::{EPHEMERAL, SCHEME, SigningEngine};
+
+/// How a local key signs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalOptions {
+    /// The signing engine; `None` (the default, `engine=auto` in a URI) picks one by
+    /// [`LocalOptions::expected_signatures`] and switches to AWS-LC once a key has made
+    /// enough signatures for it to pay (see [`crate::AUTO_AWS_LC_FROM_SIGNATURES`]).
+    pub engine: Option<SigningEngine>,
+    /// Verify each signature against the public key before returning it (default off:
+    /// an in-process signer is trusted the way `ssh-keygen` trusts its own key).
+    pub verify: bool,
+    /// How many signatures the caller expects to make, for the automatic engine choice.
+    pub expected_signatures: Option<u64>,
+}
+
+impl BackendOptions for LocalOptions {
+    /// Local keys read no environment: the defaults.
+    fn from_env() -> Result<Self> {
+        Ok(Self::default())
+    }
+
+    /// The options given in code (else the defaults), with the caller's expected number
+    /// of signatures when they did not set one.
+    fn from_registry(options: &Options) -> Result<Self> {
+        let mut local = options.get::<Self>().copied().unwrap_or_default();
+        if local.expected_signatures.is_none() {
+            local.expected_signatures = options.expected_signatures();
+        }
+        Ok(local)
+    }
+}
+
+/// What a `local:` URI names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalLocation {
+    /// `local:ephemeral[?curve=…]`: a new key in memory.
+    Ephemeral(Algorithm),
+    /// `local:PATH`: a key file.
+    File(PathBuf),
+}
+
+/// A `local:` URI taken apart: where the key is, and the options its parameters set on
+/// top of `base`.
+///
+/// # Errors
+/// [`ErrorKind::InvalidUri`] for another scheme, an unknown parameter or value, or
+/// `curve` on a key file.
+pub fn parse_uri(uri: &KeyUri, base: LocalOptions) -> Result<(LocalLocation, LocalOptions)> {
+    let bad = |why: String| Error::new(ErrorKind::InvalidUri, why).with_context("uri", uri);
+    if uri.scheme() != SCHEME {
+        return Err(bad(format!(
+            "the local backend opens `{SCHEME}:` URIs, not `{}:`",
+            uri.scheme()
+        )));
+    }
+    let mut options = base;
+    let mut curve = None;
+    for (name, value) in uri.query_pairs() {
+        match name {
+            "curve" => {
+                curve = Some(Algorithm::from_str(value).map_err(|e| e.with_context("uri", uri))?)
+            }
+            "engine" => {
+                options.engine = match value {
+                    "auto" => None,
+                    other => Some(
+                        SigningEngine::from_str(other).map_err(|e| e.with_context("uri", uri))?,
+                    ),
+                }
+            }
+            "verify" => {
+                options.verify = match value {
+                    "" | "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    other => return Err(bad(format!("`verify={other}`: expected true or false"))),
+                }
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown parameter `{other}`: the local backend takes curve, engine and verify"
+                )));
+            }
+        }
+    }
+    let location = if uri.body() == EPHEMERAL {
+        LocalLocation::Ephemeral(curve.unwrap_or(Algorithm::EcdsaP256Sha256))
+    } else if curve.is_some() {
+        return Err(bad(
+            "`curve` applies to `local:ephemeral` only: a key file has its own curve".into(),
+        ));
+    } else {
+        LocalLocation::File(PathBuf::from(uri.body()))
+    };
+    Ok((location, options))
+}

@@ -1,0 +1,308 @@
+//! The command line: what each command takes. Parsing only; the work is in `commands`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use kmssh_core::Algorithm;
+
+/// The command line.
+#[derive(Parser)]
+#[command(
+    name = "kmssh",
+    version,
+    about = "An OpenSSH certificate authority whose private key stays in a KMS"
+)]
+pub struct Cli {
+    /// Show tracing logs on stderr.
+    #[arg(long, global = true)]
+    pub verbose: bool,
+    /// Give up after this long (e.g. `30s`, `2m`): the whole command, retries of a
+    /// throttled or unreachable provider included. Exit status 5 when it runs out.
+    #[arg(long, global = true, value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A curve for `--create`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CurveArg {
+    /// NIST P-256.
+    P256,
+    /// NIST P-384.
+    P384,
+    /// NIST P-521.
+    P521,
+}
+
+/// `--create` and `--curve`, beside every key URI.
+#[derive(clap::Args)]
+pub struct KeyArgs {
+    /// Create a `local:PATH` key file (mode 0600) if it does not exist; reuse it if it does.
+    #[arg(long)]
+    pub create: bool,
+    /// Curve for `--create`.
+    #[arg(long, value_enum, default_value = "p256")]
+    pub curve: CurveArg,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Issue certificates for public keys, written beside each as `NAME-cert.pub`.
+    ///
+    /// Example: kmssh sign --ca local:ca_key --create -n alice -I alice@example.com -V +8h id_ed25519.pub
+    Sign {
+        /// The CA key URI.
+        #[arg(long)]
+        ca: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Issue host certificates.
+        #[arg(long)]
+        host: bool,
+        /// A principal (repeatable, or comma-separated).
+        #[arg(short = 'n', long = "principal", value_delimiter = ',')]
+        principals: Vec<String>,
+        /// The key id.
+        #[arg(short = 'I', long = "key-id", default_value = "")]
+        key_id: String,
+        /// The serial (default: random).
+        #[arg(short = 'z', long)]
+        serial: Option<u64>,
+        /// Validity, as ssh-keygen takes it: `+8h`, `-5m:+1d`, `YYYYMMDD[HHMM[SS]]`, `always:forever`.
+        #[arg(short = 'V', long, allow_hyphen_values = true)]
+        validity: Option<String>,
+        /// An option, as ssh-keygen names them (repeatable): clear, force-command=CMD,
+        /// source-address=LIST, verify-required, no-pty, permit-pty, …,
+        /// extension:NAME[=VALUE], critical:NAME[=VALUE].
+        #[arg(short = 'O', long = "option")]
+        options: Vec<String>,
+        /// How long before now validity starts when -V gives no start (e.g. 60s, 0).
+        #[arg(long)]
+        backdate: Option<String>,
+        /// Allow an empty principal list (a certificate valid for anyone).
+        #[arg(long)]
+        allow_any_principal: bool,
+        /// Overwrite existing certificate files.
+        #[arg(long)]
+        force: bool,
+        /// Public key files (`-` reads stdin and writes the certificate to stdout).
+        #[arg(required_unless_present = "csr")]
+        public_keys: Vec<PathBuf>,
+        /// Issue exactly what a paramiko-cloud CSR protobuf asks for (`-` for stdin);
+        /// certificate flags beside it are an error, not a merge.
+        #[arg(long, conflicts_with_all = ["host", "principals", "key_id", "serial", "validity", "options", "backdate", "force", "public_keys"])]
+        csr: Option<PathBuf>,
+        /// How the CSR file is encoded.
+        #[arg(long, value_enum, default_value = "binary", requires = "csr")]
+        csr_format: CsrFormat,
+        /// With --csr: write the certificate line here instead of stdout.
+        #[arg(short = 'o', long, requires = "csr")]
+        output: Option<PathBuf>,
+    },
+    /// Print the CA's public key: an OpenSSH line for TrustedUserCAKeys / @cert-authority,
+    /// or SubjectPublicKeyInfo PEM.
+    ///
+    /// Example: kmssh pubkey --ca aws-kms:alias/ssh-ca --comment "prod user CA"
+    Pubkey {
+        /// The CA key URI.
+        #[arg(long)]
+        ca: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// A comment for the OpenSSH line.
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "openssh")]
+        format: PubkeyFormat,
+    },
+    /// Show a certificate, like `ssh-keygen -L`.
+    ///
+    /// Example: kmssh inspect id_ed25519-cert.pub --json
+    Inspect {
+        /// The certificate file.
+        certificate: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a certificate against a CA (a key URI or a CA .pub file).
+    ///
+    /// Example: kmssh verify --ca ca.pub --principal alice id_ed25519-cert.pub
+    Verify {
+        /// CA key URI, or a file with the CA's OpenSSH public key.
+        #[arg(long)]
+        ca: String,
+        /// A principal the certificate must list.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Check validity at this moment instead of now: `+1d`, `-2h`,
+        /// `YYYYMMDD[HHMM[SS]]` (UTC) or `@SECONDS` since 1970.
+        #[arg(long, allow_hyphen_values = true)]
+        at: Option<String>,
+        /// The certificate file.
+        certificate: PathBuf,
+    },
+    /// Sign a message (hashed locally) and print the signature.
+    ///
+    /// Example: kmssh sign-message --key local:ca_key --format base64 challenge.bin
+    SignMessage {
+        /// The key URI.
+        #[arg(long)]
+        key: String,
+        #[command(flatten)]
+        key_args: KeyArgs,
+        /// Output format: DER, base64 DER (`openssl dgst -verify`), or an SSH signature
+        /// (`ssh-keygen -Y verify`).
+        #[arg(long, value_enum, default_value = "base64")]
+        format: MessageFormat,
+        /// The SSH signature namespace (with `--format ssh-sig`).
+        #[arg(long, default_value = "file")]
+        namespace: String,
+        /// The message file, or `-` for stdin.
+        message: PathBuf,
+    },
+    /// X.509 certificates signed by the key: a self-signed CA, or a leaf under it.
+    ///
+    /// Example: kmssh x509 ca --ca gcp-kms:projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1 --subject "CN=Example CA" -o ca.pem
+    X509 {
+        #[command(subcommand)]
+        command: X509Command,
+    },
+    /// List the compiled-in backends and their URI schemes.
+    ///
+    /// Example: kmssh backends
+    Backends,
+}
+
+/// `kmssh x509` subcommands.
+#[derive(Subcommand)]
+pub enum X509Command {
+    /// Issue a self-signed CA certificate for the key (basicConstraints cA, keyCertSign,
+    /// cRLSign), as PEM.
+    ///
+    /// Example: kmssh x509 ca --ca local:ca_key --create --subject "CN=Example CA,O=Example" --days 3650 -o ca.pem
+    Ca {
+        /// The CA key URI.
+        #[arg(long)]
+        ca: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The CA's name, RFC 4514 (`CN=Example CA,O=Example`).
+        #[arg(long)]
+        subject: String,
+        /// Days of validity from now.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+        /// The serial (default: 136 random bits).
+        #[arg(long)]
+        serial: Option<u64>,
+        /// The basicConstraints pathLenConstraint (default: none).
+        #[arg(long)]
+        path_len: Option<u8>,
+        /// Write the PEM here instead of stdout.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
+    /// Sign a leaf certificate for a PKCS#10 request (its signature checked) or a public
+    /// key, issued under the CA certificate of the same key, as PEM. A request's subject is
+    /// kept; its requested extensions are not copied (the CA decides, as `openssl x509 -req`).
+    ///
+    /// Example: kmssh x509 leaf --ca local:ca_key --ca-cert ca.pem --csr server.csr --dns-name www.example.com -o server.pem
+    Leaf {
+        /// The CA key URI.
+        #[arg(long)]
+        ca: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The CA certificate (PEM or DER) made for this key by `kmssh x509 ca`.
+        #[arg(long)]
+        ca_cert: PathBuf,
+        /// A PKCS#10 certificate request (PEM or DER, `-` for stdin).
+        #[arg(
+            long,
+            required_unless_present = "public_key",
+            conflicts_with = "public_key"
+        )]
+        csr: Option<PathBuf>,
+        /// A SubjectPublicKeyInfo (PEM or DER, `-` for stdin).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// The subject name, RFC 4514; required with --public-key, replaces a request's.
+        #[arg(long)]
+        subject: Option<String>,
+        /// A DNS name for subjectAltName (repeatable).
+        #[arg(long = "dns-name")]
+        dns_names: Vec<String>,
+        /// An IP address for subjectAltName (repeatable).
+        #[arg(long = "ip")]
+        ip_addresses: Vec<std::net::IpAddr>,
+        /// Add the serverAuth extended key usage.
+        #[arg(long)]
+        server_auth: bool,
+        /// Add the clientAuth extended key usage.
+        #[arg(long)]
+        client_auth: bool,
+        /// Days of validity from now (at most the CA certificate's remaining life).
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// The serial (default: 136 random bits).
+        #[arg(long)]
+        serial: Option<u64>,
+        /// Write the PEM here instead of stdout.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// How a CSR file is encoded.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CsrFormat {
+    /// Protobuf bytes.
+    Binary,
+    /// Base64 of the protobuf bytes.
+    Base64,
+}
+
+/// How `pubkey` prints the key.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PubkeyFormat {
+    /// An OpenSSH public key line.
+    Openssh,
+    /// SubjectPublicKeyInfo PEM.
+    Pem,
+}
+
+/// How `sign-message` writes the signature.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum MessageFormat {
+    /// DER `ECDSA-Sig-Value`.
+    Der,
+    /// Base64 of the DER.
+    Base64,
+    /// An armored SSHSIG.
+    SshSig,
+}
+
+impl CurveArg {
+    /// The algorithm a new key of this curve signs with.
+    pub fn algorithm(self) -> Algorithm {
+        match self {
+            Self::P256 => Algorithm::EcdsaP256Sha256,
+            Self::P384 => Algorithm::EcdsaP384Sha384,
+            Self::P521 => Algorithm::EcdsaP521Sha512,
+        }
+    }
+}
+
+/// `--timeout`: a duration as ssh-keygen writes them, at least one second.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match kmssh_pki::ssh_keygen::parse_duration(text).map_err(|e| e.to_string())? {
+        0 => Err("the timeout must be at least 1s".to_owned()),
+        seconds => Ok(Duration::from_secs(seconds)),
+    }
+}

@@ -1,0 +1,86 @@
+//! One file per command, each a few dozen lines over library calls; [`run`] dispatches.
+
+mod backends;
+mod inspect;
+mod pubkey;
+mod sign;
+mod sign_message;
+mod verify;
+mod x509;
+
+use crate::args::Command;
+use crate::exit::Failure;
+
+/// Runs one command.
+pub async fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Sign {
+            ca,
+            key,
+            host,
+            principals,
+            key_id,
+            serial,
+            validity,
+            options,
+            backdate,
+            allow_any_principal,
+            force,
+            public_keys,
+            csr,
+            csr_format,
+            output,
+        } => match csr {
+            Some(csr) => {
+                sign::sign_csr(
+                    &ca,
+                    &key,
+                    &csr,
+                    csr_format,
+                    output.as_deref(),
+                    allow_any_principal,
+                )
+                .await
+            }
+            None => {
+                sign::sign(sign::SignArgs {
+                    ca,
+                    key,
+                    host,
+                    principals,
+                    key_id,
+                    serial,
+                    validity,
+                    options,
+                    backdate,
+                    allow_any_principal,
+                    force,
+                    public_keys,
+                })
+                .await
+            }
+        },
+        Command::Pubkey {
+            ca,
+            key,
+            comment,
+            format,
+        } => pubkey::pubkey(&ca, &key, &comment, format).await,
+        Command::Inspect { certificate, json } => inspect::inspect(&certificate, json),
+        Command::Verify {
+            ca,
+            principal,
+            at,
+            certificate,
+        } => verify::verify(&ca, principal, at.as_deref(), &certificate).await,
+        Command::SignMessage {
+            key,
+            key_args,
+            format,
+            namespace,
+            message,
+        } => sign_message::sign_message(&key, &key_args, format, &namespace, &message).await,
+        Command::X509 { command } => x509::run(command).await,
+        Command::Backends => backends::backends(),
+    }
+}

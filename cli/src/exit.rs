@@ -1,0 +1,137 @@
+//! Exit status, derived in one place from the kind of what went wrong.
+//!
+//! | status | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | anything else (a bug) |
+//! | 2 | usage (clap) |
+//! | 3 | bad input: a file, a field, a URI |
+//! | 4 | the key: not found, no permission, unusable, backend not compiled in |
+//! | 5 | the provider is unavailable, throttling or timed out: retry later |
+//! | 6 | verification failed |
+//! | 7 | an output could not be written |
+
+use std::process::ExitCode;
+
+use kmssh_core::ErrorKind;
+
+/// What a command failed at: the exit class, and the error as one line and in full.
+pub struct Failure {
+    class: Class,
+    line: String,
+    full: String,
+}
+
+/// The exit classes (see the module table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// 3.
+    Input,
+    /// 4.
+    Key,
+    /// 5.
+    Unavailable,
+    /// 6.
+    Verification,
+    /// 7.
+    Output,
+    /// 1.
+    Other,
+}
+
+impl Class {
+    fn of(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::InvalidInput | ErrorKind::InvalidUri => Self::Input,
+            ErrorKind::NotFound
+            | ErrorKind::PermissionDenied
+            | ErrorKind::InvalidKey
+            | ErrorKind::UnsupportedAlgorithm
+            | ErrorKind::BackendNotCompiled
+            | ErrorKind::Config => Self::Key,
+            ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::Timeout => Self::Unavailable,
+            ErrorKind::BadSignature => Self::Verification,
+            ErrorKind::Unexpected => Self::Other,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Self::Other => 1,
+            Self::Input => 3,
+            Self::Key => 4,
+            Self::Unavailable => 5,
+            Self::Verification => 6,
+            Self::Output => 7,
+        }
+    }
+}
+
+impl Failure {
+    /// A failure with a message of the CLI's own (a file it cannot read, an output it
+    /// cannot write).
+    pub fn new(class: Class, message: impl Into<String>) -> Self {
+        let line = message.into();
+        Self {
+            class,
+            full: line.clone(),
+            line,
+        }
+    }
+
+    /// Bad input.
+    pub fn input(message: impl Into<String>) -> Self {
+        Self::new(Class::Input, message)
+    }
+
+    /// The same failure, prefixed with what it is about (a file name).
+    pub fn about(self, what: impl std::fmt::Display) -> Self {
+        Self {
+            line: format!("{what}: {}", self.line),
+            full: format!("{what}: {}", self.full),
+            ..self
+        }
+    }
+
+    /// Prints the failure on stderr (one line, or every cause on its own line when
+    /// `verbose`) and gives the exit status.
+    pub fn report(&self, verbose: bool) -> ExitCode {
+        eprintln!("kmssh: {}", if verbose { &self.full } else { &self.line });
+        ExitCode::from(self.class.code())
+    }
+}
+
+impl From<kmssh_core::Error> for Failure {
+    fn from(e: kmssh_core::Error) -> Self {
+        Self {
+            class: Class::of(e.kind()),
+            line: e.to_string(),
+            full: format!("{e:#}"),
+        }
+    }
+}
+
+impl From<kmssh_pki::Error> for Failure {
+    fn from(e: kmssh_pki::Error) -> Self {
+        let full = match &e {
+            kmssh_pki::Error::Signing(inner) => format!("signing failed: {inner:#}"),
+            other => other.to_string(),
+        };
+        Self {
+            class: Class::of(e.kind()),
+            line: e.to_string(),
+            full,
+        }
+    }
+}
+
+impl Failure {
+    /// The same failure, saying how many more failed beside it.
+    pub fn about_more(self, more: usize) -> Self {
+        Self {
+            line: format!("{} (and {more} more failed)", self.line),
+            full: format!("{} (and {more} more failed)", self.full),
+            ..self
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! X.509 (feature `x509`): a CA certificate and a leaf for an openssl-made request pass
+//! `openssl verify`; forged requests, foreign CA certificates and KMS failures are refused
+//! with the right kind.
+#![cfg(feature = "x509")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use kmssh_backend_local::{LocalKey, LocalOptions};
+use kmssh_core::{Algorithm, EcPublicKey, EcdsaSignature, ErrorKind, KeyUri, KmsKey};
+use kmssh_pki::x509::{
+    CaRequest, LeafKey, LeafRequest, certificate_to_der, certificate_to_pem, check_issuer,
+    issue_ca, issue_leaf, parse_certificate, parse_certification_request, parse_public_key,
+};
+use kmssh_pki::x509_cert::Certificate;
+use kmssh_pki::x509_cert::der::asn1::BitString;
+use kmssh_pki::{Error, Field, SignatureFailure};
+
+fn key(algorithm: Algorithm) -> LocalKey {
+    LocalKey::generate(algorithm, LocalOptions::default()).expect("local key")
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+fn run(command: &mut Command) -> Output {
+    let out = command.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{command:?}: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `openssl req -new -newkey … -nodes -subj …`: a request signed by a fresh key.
+fn openssl_csr(dir: &Path, name: &str, newkey: &[&str]) -> Vec<u8> {
+    let csr = dir.join(format!("{name}.csr"));
+    run(Command::new("openssl")
+        .args(["req", "-new", "-nodes", "-subj", "/CN=www.example.com"])
+        .args(newkey)
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(&csr));
+    std::fs::read(csr).expect("read CSR")
+}
+
+fn openssl_text(path: &Path) -> String {
+    let out = run(Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(path));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn openssl_verify(ca: &Path, leaf: &Path) -> Output {
+    Command::new("openssl")
+        .args(["verify", "-x509_strict", "-CAfile"])
+        .arg(ca)
+        .arg(leaf)
+        .output()
+        .expect("openssl verify runs")
+}
+
+async fn ca_for(key: &LocalKey) -> Certificate {
+    let mut request = CaRequest::new("CN=kmssh test CA,O=Example");
+    request.path_len = Some(0);
+    issue_ca(key, &request).await.expect("CA certificate")
+}
+
+#[tokio::test]
+async fn ca_and_leaf_pass_openssl_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for algorithm in Algorithm::ALL {
+        let key = key(algorithm);
+        let ca = ca_for(&key).await;
+        check_issuer(&ca, key.public_key()).expect("the CA is for this key");
+        let ca_pem = certificate_to_pem(&ca).expect("PEM");
+        let ca_path = write(dir.path(), "ca.pem", ca_pem.as_bytes());
+        // DER and PEM read back to the same certificate.
+        assert_eq!(parse_certificate(ca_pem.as_bytes()).expect("PEM"), ca);
+        assert_eq!(
+            parse_certificate(&certificate_to_der(&ca).expect("DER")).expect("DER"),
+            ca
+        );
+
+        let text = openssl_text(&ca_path);
+        assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
+        assert!(text.contains("Certificate Sign, CRL Sign"), "{text}");
+        // RFC 4514 writes the last RDN first: openssl prints DER order.
+        assert!(
+            text.contains("Issuer: O = Example, CN = kmssh test CA"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Subject: O = Example, CN = kmssh test CA"),
+            "{text}"
+        );
+        let self_check = openssl_verify(&ca_path, &ca_path);
+        assert!(
+            self_check.status.success(),
+            "{algorithm}: {}",
+            String::from_utf8_lossy(&self_check.stderr)
+        );
+
+        let csr = parse_certification_request(&openssl_csr(
+            dir.path(),
+            "p256",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        ))
+        .expect("CSR");
+        let mut request = LeafRequest::new(ca.clone(), LeafKey::Request(csr.clone()));
+        request.dns_names = vec!["www.example.com".into(), "example.com".into()];
+        request.ip_addresses = vec!["192.0.2.7".parse().expect("IP")];
+        request.server_auth = true;
+        request.days = 30;
+        request.serial = Some(0x8000_0000_0000_0001);
+        let leaf = issue_leaf(&key, &request).await.expect("leaf");
+        let leaf_path = write(
+            dir.path(),
+            "leaf.pem",
+            certificate_to_pem(&leaf).expect("PEM").as_bytes(),
+        );
+
+        let out = openssl_verify(&ca_path, &leaf_path);
+        assert!(
+            out.status.success(),
+            "{algorithm}: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("leaf.pem: OK"));
+
+        let tbs = leaf.tbs_certificate();
+        assert_eq!(
+            tbs.subject(),
+            &csr.info.subject,
+            "the request's subject is kept"
+        );
+        assert_eq!(tbs.issuer(), ca.tbs_certificate().subject());
+        assert_eq!(tbs.subject_public_key_info(), &csr.info.public_key);
+        let text = openssl_text(&leaf_path);
+        for expected in [
+            "Subject: CN = www.example.com",
+            "CA:FALSE",
+            "DNS:www.example.com, DNS:example.com, IP Address:192.0.2.7",
+            "TLS Web Server Authentication",
+            "Serial Number:",
+            "80:00:00:00:00:00:00:01",
+        ] {
+            assert!(text.contains(expected), "{algorithm}: {expected}\n{text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn requests_from_every_key_type_openssl_makes_are_checked_and_certified() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key(Algorithm::EcdsaP256Sha256);
+    let ca = ca_for(&key).await;
+    let ca_path = write(
+        dir.path(),
+        "ca.pem",
+        certificate_to_pem(&ca).expect("PEM").as_bytes(),
+    );
+    for (name, newkey) in [
+        // openssl signs P-384 and P-521 requests with SHA-256 unless told otherwise.
+        (
+            "p384",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"][..],
+        ),
+        (
+            "p521-sha512",
+            &[
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-521",
+                "-sha512",
+            ][..],
+        ),
+        ("ed25519", &["-newkey", "ed25519"][..]),
+        ("rsa", &["-newkey", "rsa:2048"][..]),
+        ("rsa-sha384", &["-newkey", "rsa:2048", "-sha384"][..]),
+    ] {
+        let csr = parse_certification_request(&openssl_csr(dir.path(), name, newkey)).expect("CSR");
+        let mut request = LeafRequest::new(ca.clone(), LeafKey::Request(csr));
+        request.client_auth = true;
+        let leaf = issue_leaf(&key, &request).await.expect(name);
+        let leaf_path = write(
+            dir.path(),
+            "leaf.pem",
+            certificate_to_pem(&leaf).expect("PEM").as_bytes(),
+        );
+        let out = openssl_verify(&ca_path, &leaf_path);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_with_a_broken_signature_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key(Algorithm::EcdsaP256Sha256);
+    let ca = ca_for(&key).await;
+    let csr = parse_certification_request(&openssl_csr(
+        dir.path(),
+        "forged",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    ))
+    .expect("CSR");
+
+    // A flipped bit in the signature.
+    let mut flipped = csr.clone();
+    let mut bytes = csr.signature.raw_bytes().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    flipped.signature = BitString::from_bytes(&bytes).expect("bit string");
+    // A changed subject under the original signature.
+    let mut renamed = csr.clone();
+    renamed.info.subject = "CN=admin.example.com".parse().expect("name");
+    // Another key under the original signature.
+    let mut rekeyed = csr.clone();
+    rekeyed.info.public_key =
+        parse_public_key(key.public_key().to_pem().expect("PEM").as_bytes()).expect("SPKI");
+
+    for (what, forged) in [
+        ("signature", flipped),
+        ("subject", renamed),
+        ("key", rekeyed),
+    ] {
+        let request = LeafRequest::new(ca.clone(), LeafKey::Request(forged));
+        let err = issue_leaf(&key, &request).await.expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::BadSignature, "{what}: {err}");
+        assert!(
+            matches!(
+                err,
+                Error::SignatureRejected {
+                    field: Field::CertificationRequest,
+                    failure: SignatureFailure::DoesNotVerify { .. },
+                }
+            ),
+            "{what}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_ca_certificate_for_another_key_or_not_a_ca_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_a = key(Algorithm::EcdsaP256Sha256);
+    let key_b = key(Algorithm::EcdsaP256Sha256);
+    let ca_a = ca_for(&key_a).await;
+    let csr = parse_certification_request(&openssl_csr(
+        dir.path(),
+        "leaf",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    ))
+    .expect("CSR");
+
+    let request = LeafRequest::new(ca_a.clone(), LeafKey::Request(csr.clone()));
+    let err = issue_leaf(&key_b, &request).await.expect_err("another key");
+    assert_eq!(err.kind(), ErrorKind::InvalidKey, "{err}");
+    assert!(matches!(
+        err,
+        Error::KeyMismatch {
+            field: Field::CaCertificate,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("another key"), "{err}");
+
+    // A leaf for key A's own public key is a certificate for key A, but not a CA.
+    let spki =
+        parse_public_key(key_a.public_key().to_pem().expect("PEM").as_bytes()).expect("SPKI");
+    let mut own = LeafRequest::new(ca_a.clone(), LeafKey::PublicKey(spki));
+    own.subject = Some("CN=not a CA".into());
+    let not_a_ca = issue_leaf(&key_a, &own).await.expect("leaf for key A");
+    let request = LeafRequest::new(not_a_ca, LeafKey::Request(csr));
+    let err = issue_leaf(&key_a, &request).await.expect_err("not a CA");
+    assert_eq!(err.kind(), ErrorKind::InvalidKey, "{err}");
+    assert!(err.to_string().contains("not a CA"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_fields_are_named_before_anything_is_signed() {
+    let key = key(Algorithm::EcdsaP384Sha384);
+    for (subject, days, serial, field) in [
+        ("", 10, None, Field::SubjectName),
+        ("not a name", 10, None, Field::SubjectName),
+        ("CN=ok", 0, None, Field::Validity),
+        ("CN=ok", u32::MAX, None, Field::Validity),
+        ("CN=ok", 10, Some(0), Field::Serial),
+    ] {
+        let mut request = CaRequest::new(subject);
+        request.days = days;
+        request.serial = serial;
+        let err = issue_ca(&key, &request).await.expect_err(subject);
+        assert_eq!(
+            err.offending_field(),
+            Some(field),
+            "{subject} {days}: {err}"
+        );
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+
+    let mut short_ca = CaRequest::new("CN=short-lived CA");
+    short_ca.days = 10;
+    let ca = issue_ca(&key, &short_ca).await.expect("CA");
+    let spki = parse_public_key(
+        self::key(Algorithm::EcdsaP256Sha256)
+            .public_key()
+            .to_pem()
+            .expect("PEM")
+            .as_bytes(),
+    )
+    .expect("SPKI");
+
+    let mut outliving = LeafRequest::new(ca.clone(), LeafKey::PublicKey(spki.clone()));
+    outliving.subject = Some("CN=leaf".into());
+    outliving.days = 365;
+    let err = issue_leaf(&key, &outliving).await.expect_err("outlives");
+    assert_eq!(err.offending_field(), Some(Field::Validity), "{err}");
+
+    let nameless = LeafRequest::new(ca.clone(), LeafKey::PublicKey(spki.clone()));
+    let err = issue_leaf(&key, &nameless).await.expect_err("no name");
+    assert_eq!(err.offending_field(), Some(Field::SubjectName), "{err}");
+
+    let mut bad_dns = LeafRequest::new(ca.clone(), LeafKey::PublicKey(spki));
+    bad_dns.dns_names = vec!["bad name.example.com".into()];
+    let err = issue_leaf(&key, &bad_dns).await.expect_err("bad DNS name");
+    assert_eq!(err.offending_field(), Some(Field::DnsName), "{err}");
+
+    for (bytes, field) in [
+        (&b"garbage"[..], Field::CaCertificate),
+        (
+            &b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"[..],
+            Field::CaCertificate,
+        ),
+    ] {
+        let err = parse_certificate(bytes).expect_err("garbage");
+        assert_eq!(err.offending_field(), Some(field));
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+    let err = parse_certification_request(b"garbage").expect_err("garbage");
+    assert_eq!(err.offending_field(), Some(Field::CertificationRequest));
+}
+
+/// A key whose provider is throttling: its error must reach the caller with its kind.
+#[derive(Debug)]
+struct ThrottledKey {
+    uri: KeyUri,
+    public_key: EcPublicKey,
+}
+
+#[kmssh_core::async_trait]
+impl KmsKey for ThrottledKey {
+    fn uri(&self) -> &KeyUri {
+        &self.uri
+    }
+
+    fn public_key(&self) -> &EcPublicKey {
+        &self.public_key
+    }
+
+    async fn sign_digest(&self, _digest: &[u8]) -> kmssh_core::Result<EcdsaSignature> {
+        Err(kmssh_core::Error::new(
+            ErrorKind::Throttled,
+            "rate exceeded, slow down",
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_kms_failure_keeps_its_kind() {
+    let real = key(Algorithm::EcdsaP256Sha256);
+    let throttled = ThrottledKey {
+        uri: KeyUri::parse("local:ephemeral").expect("uri"),
+        public_key: real.public_key().clone(),
+    };
+    let err = issue_ca(&throttled, &CaRequest::new("CN=CA"))
+        .await
+        .expect_err("throttled");
+    assert_eq!(err.kind(), ErrorKind::Throttled);
+    assert!(matches!(&err, Error::Signing(e) if e.kind() == ErrorKind::Throttled));
+
+    let ca = ca_for(&real).await;
+    let spki = parse_public_key(real.public_key().to_pem().expect("PEM").as_bytes()).expect("SPKI");
+    let mut request = LeafRequest::new(ca, LeafKey::PublicKey(spki));
+    request.subject = Some("CN=leaf".into());
+    let err = issue_leaf(&throttled, &request)
+        .await
+        .expect_err("throttled");
+    assert_eq!(err.kind(), ErrorKind::Throttled);
+    assert!(err.kind().is_transient());
+}
+
+#[test]
+fn files_read_from_disk_are_the_same_documents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pem = openssl_csr(
+        dir.path(),
+        "disk",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let der_path = dir.path().join("disk.der");
+    run(Command::new("openssl")
+        .args(["req", "-outform", "DER", "-in"])
+        .arg(dir.path().join("disk.csr"))
+        .arg("-out")
+        .arg(&der_path));
+    let from_pem = parse_certification_request(&pem).expect("PEM");
+    let from_der =
+        parse_certification_request(&std::fs::read(&der_path).expect("DER")).expect("DER");
+    assert_eq!(from_pem, from_der);
+    kmssh_pki::x509::verify_certification_request(&from_der).expect("self-signature");
+}
+
+#[tokio::test]
+async fn a_bare_public_key_with_only_alt_names_gets_an_empty_subject_and_a_critical_san() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key(Algorithm::EcdsaP256Sha256);
+    let ca = ca_for(&key).await;
+    let ca_path = write(
+        dir.path(),
+        "ca.pem",
+        certificate_to_pem(&ca).expect("PEM").as_bytes(),
+    );
+    let subject_key = self::key(Algorithm::EcdsaP521Sha512);
+    let spki =
+        parse_public_key(subject_key.public_key().to_pem().expect("PEM").as_bytes()).expect("SPKI");
+    let mut request = LeafRequest::new(ca, LeafKey::PublicKey(spki));
+    request.dns_names = vec!["api.example.com".into()];
+    let leaf = issue_leaf(&key, &request).await.expect("leaf");
+    assert!(leaf.tbs_certificate().subject().is_empty());
+    let leaf_path = write(
+        dir.path(),
+        "leaf.pem",
+        certificate_to_pem(&leaf).expect("PEM").as_bytes(),
+    );
+    let out = openssl_verify(&ca_path, &leaf_path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = openssl_text(&leaf_path);
+    assert!(
+        text.contains("X509v3 Subject Alternative Name: critical"),
+        "{text}"
+    );
+    assert!(text.contains("DNS:api.example.com"), "{text}");
+}
