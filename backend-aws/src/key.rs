@@ -67,12 +67,37 @@ fn key_id(uri: &KeyUri) -> Result<&str> {
     }
 }
 
+/// The region a key or alias ARN names (`arn:PARTITION:kms:REGION:ACCOUNT:…`).
+fn arn_region(id: &str) -> Option<&str> {
+    let mut parts = id.split(':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("arn"), Some(_partition), Some("kms"), Some(region)) if !region.is_empty() => {
+            Some(region)
+        }
+        _ => None,
+    }
+}
+
 impl AwsKmsKey {
-    /// Opens a key with a client built from `options` (see [`AwsKmsOptions::client`]).
+    /// Opens a key with a client built from `options` (see [`AwsKmsOptions::client`]). A
+    /// key or alias ARN's region is used unless `options` sets one: the ARN says where the
+    /// key lives, whatever `AWS_REGION` says.
     ///
     /// # Errors
     /// As [`AwsKmsKey::open_with_client`], or [`ErrorKind::Config`] without a region.
     pub async fn open(uri: &KeyUri, options: &AwsKmsOptions) -> Result<VerifiedSigner<Self>> {
+        let region = arn_region(key_id(uri)?).filter(|_| options.region.is_none());
+        let with_region;
+        let options = match region {
+            Some(region) => {
+                with_region = AwsKmsOptions {
+                    region: Some(region.to_owned()),
+                    ..options.clone()
+                };
+                &with_region
+            }
+            None => options,
+        };
         let client = options
             .client()
             .await
@@ -264,6 +289,21 @@ mod tests {
             let err = key_id(&KeyUri::parse(bad).expect("uri")).expect_err(bad);
             assert_eq!(err.kind(), ErrorKind::InvalidUri, "{bad}");
         }
+    }
+
+    #[test]
+    fn arns_name_their_region() {
+        assert_eq!(
+            arn_region("arn:aws:kms:eu-west-1:111122223333:key/1234abcd"),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            arn_region("arn:aws-cn:kms:cn-north-1:111122223333:alias/ca"),
+            Some("cn-north-1")
+        );
+        assert_eq!(arn_region("alias/ssh-user-ca"), None);
+        assert_eq!(arn_region("1234abcd-12ab-34cd-56ef-1234567890ab"), None);
+        assert_eq!(arn_region("arn:aws:s3:::bucket"), None);
     }
 
     #[test]

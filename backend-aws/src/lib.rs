@@ -12,7 +12,8 @@
 //!
 //! # Configuration
 //!
-//! Everything comes from the standard AWS chain as `aws-config` loads it: `AWS_REGION`,
+//! A key or alias ARN's region is used for that key. Everything else comes from the
+//! standard AWS chain as `aws-config` loads it: `AWS_REGION`,
 //! `AWS_PROFILE`, `AWS_ENDPOINT_URL_KMS`, and the full default credential chain
 //! (environment, profiles, SSO, `credential_process`, web identity, IMDS). Code sets
 //! what it wants explicitly with [`AwsKmsOptions`], either directly

@@ -55,43 +55,8 @@ pub enum Command {
     ///
     /// Example: kmssh sign --ca local:ca_key --create -n alice -I alice@example.com -V +8h id_ed25519.pub
     Sign {
-        /// The CA key URI.
-        #[arg(long)]
-        ca: String,
         #[command(flatten)]
-        key: KeyArgs,
-        /// Issue host certificates.
-        #[arg(long)]
-        host: bool,
-        /// A principal (repeatable, or comma-separated).
-        #[arg(short = 'n', long = "principal", value_delimiter = ',')]
-        principals: Vec<String>,
-        /// The key id.
-        #[arg(short = 'I', long = "key-id", default_value = "")]
-        key_id: String,
-        /// The serial (default: random).
-        #[arg(short = 'z', long)]
-        serial: Option<u64>,
-        /// Validity, as ssh-keygen takes it: `+8h`, `-5m:+1d`, `YYYYMMDD[HHMM[SS]]`, `always:forever`.
-        #[arg(short = 'V', long, allow_hyphen_values = true)]
-        validity: Option<String>,
-        /// An option, as ssh-keygen names them (repeatable): clear, force-command=CMD,
-        /// source-address=LIST, verify-required, no-pty, permit-pty, …,
-        /// extension:NAME[=VALUE], critical:NAME[=VALUE].
-        #[arg(short = 'O', long = "option")]
-        options: Vec<String>,
-        /// How long before now validity starts when -V gives no start (e.g. 60s, 0).
-        #[arg(long)]
-        backdate: Option<String>,
-        /// Allow an empty principal list (a certificate valid for anyone).
-        #[arg(long)]
-        allow_any_principal: bool,
-        /// Overwrite existing certificate files.
-        #[arg(long)]
-        force: bool,
-        /// Public key files (`-` reads stdin and writes the certificate to stdout).
-        #[arg(required_unless_present = "csr")]
-        public_keys: Vec<PathBuf>,
+        sign: SignArgs,
         /// Issue exactly what a paramiko-cloud CSR protobuf asks for (`-` for stdin);
         /// certificate flags beside it are an error, not a merge.
         #[arg(long, conflicts_with_all = ["host", "principals", "key_id", "serial", "validity", "options", "backdate", "force", "public_keys"])]
@@ -177,6 +142,48 @@ pub enum Command {
     ///
     /// Example: kmssh backends
     Backends,
+}
+
+/// What `kmssh sign` takes besides a CSR.
+#[derive(clap::Args)]
+pub struct SignArgs {
+    /// The CA key URI.
+    #[arg(long)]
+    pub ca: String,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Issue host certificates.
+    #[arg(long)]
+    pub host: bool,
+    /// A principal (repeatable, or comma-separated).
+    #[arg(short = 'n', long = "principal", value_delimiter = ',')]
+    pub principals: Vec<String>,
+    /// The key id.
+    #[arg(short = 'I', long = "key-id", default_value = "")]
+    pub key_id: String,
+    /// The serial (default: random).
+    #[arg(short = 'z', long)]
+    pub serial: Option<u64>,
+    /// Validity, as ssh-keygen takes it: `+8h`, `-5m:+1d`, `YYYYMMDD[HHMM[SS]]`, `always:forever`.
+    #[arg(short = 'V', long, allow_hyphen_values = true)]
+    pub validity: Option<String>,
+    /// An option, as ssh-keygen names them (repeatable): clear, force-command=CMD,
+    /// source-address=LIST, verify-required, no-pty, permit-pty, …,
+    /// extension:NAME[=VALUE], critical:NAME[=VALUE].
+    #[arg(short = 'O', long = "option")]
+    pub options: Vec<String>,
+    /// How long before now validity starts when -V gives no start (e.g. 60s, 0).
+    #[arg(long)]
+    pub backdate: Option<String>,
+    /// Allow an empty principal list (a certificate valid for anyone).
+    #[arg(long)]
+    pub allow_any_principal: bool,
+    /// Overwrite existing certificate files.
+    #[arg(long)]
+    pub force: bool,
+    /// Public key files (`-` reads stdin and writes the certificate to stdout).
+    #[arg(required_unless_present = "csr")]
+    pub public_keys: Vec<PathBuf>,
 }
 
 /// `kmssh x509` subcommands.

@@ -96,7 +96,18 @@ impl Failure {
     /// Prints the failure on stderr (one line, or every cause on its own line when
     /// `verbose`) and gives the exit status.
     pub fn report(&self, verbose: bool) -> ExitCode {
-        eprintln!("kmssh: {}", if verbose { &self.full } else { &self.line });
+        if verbose {
+            eprintln!("kmssh: {}", self.full);
+        } else {
+            // Some providers' errors span lines; the default report stays one line.
+            let parts: Vec<&str> = self
+                .line
+                .lines()
+                .map(str::trim)
+                .filter(|part| !part.is_empty())
+                .collect();
+            eprintln!("kmssh: {}", parts.join("; "));
+        }
         ExitCode::from(self.class.code())
     }
 }

@@ -75,8 +75,9 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> Result<
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(failed)?;
+    // No fsync: the rename makes the write whole-or-nothing for a killed process, and
+    // certificates are public and re-issuable (ssh-keygen does not sync them either).
     temporary.write_all(bytes).map_err(failed)?;
-    temporary.as_file().sync_all().map_err(failed)?;
     let placed = if replace {
         temporary.persist(path).map(drop)
     } else {

@@ -31,15 +31,18 @@ pub async fn issue_batch(
     mut progress: impl FnMut(usize),
 ) -> Result<Vec<Result<Certificate>>> {
     params.resolve(crate::unix_now())?;
-    let mut done = 0;
-    let results = stream::iter(subjects)
+    // The futures are made up front: a stream combinator over a borrowing closure would
+    // make the whole future unusable on a multi-threaded runtime (not `Send` for every
+    // lifetime).
+    let pending: Vec<_> = subjects
+        .iter()
         .map(|subject| issue(ca, subject, params))
-        .buffered(concurrency.max(1))
-        .inspect(|_| {
-            done += 1;
-            progress(done);
-        })
-        .collect()
-        .await;
+        .collect();
+    let mut in_order = stream::iter(pending).buffered(concurrency.max(1));
+    let mut results = Vec::with_capacity(subjects.len());
+    while let Some(result) = in_order.next().await {
+        results.push(result);
+        progress(results.len());
+    }
     Ok(results)
 }

@@ -15,50 +15,13 @@ use crate::exit::Failure;
 pub async fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Sign {
-            ca,
-            key,
-            host,
-            principals,
-            key_id,
-            serial,
-            validity,
-            options,
-            backdate,
-            allow_any_principal,
-            force,
-            public_keys,
+            sign,
             csr,
             csr_format,
             output,
         } => match csr {
-            Some(csr) => {
-                sign::sign_csr(
-                    &ca,
-                    &key,
-                    &csr,
-                    csr_format,
-                    output.as_deref(),
-                    allow_any_principal,
-                )
-                .await
-            }
-            None => {
-                sign::sign(sign::SignArgs {
-                    ca,
-                    key,
-                    host,
-                    principals,
-                    key_id,
-                    serial,
-                    validity,
-                    options,
-                    backdate,
-                    allow_any_principal,
-                    force,
-                    public_keys,
-                })
-                .await
-            }
+            Some(csr) => sign::sign_csr(&sign, &csr, csr_format, output.as_deref()).await,
+            None => sign::sign(sign).await,
         },
         Command::Pubkey {
             ca,
