@@ -1,23 +1,19 @@
-//! The Azure side of the suite: keys in the in-process Key Vault emulator (HTTPS, test CA)
-//! or, with `KMSSH_AZURE_KEYS` set, in a real vault (with the default credential chain).
+//! The Azure fixture: keys in the in-process Key Vault emulator (HTTPS, test CA) or, with
+//! `KMSSH_AZURE_KEYS` set, in a real vault (with the default credential chain).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use kmssh_backend_azure::{AccessTokenCredential, AzureKeyVaultKey, AzureKeyVaultOptions};
-use kmssh_core::{Algorithm, KeyUri, KmsKey};
+use kmssh_core::{Algorithm, KeyUri, KmsKey, Options};
 
 use crate::azure_emulator::{AzureKeyVaultEmulator, KeyKind, KeySetup, TEST_TOKEN};
+use crate::faults::{FAULT_CALL_TIMEOUT, fault_retry_policy};
+use crate::fixture::{Capabilities, FaultyKey, Fixture, cloud_capabilities, real_keys};
 
-/// Comma-separated key URLs (`https://VAULT.vault.azure.net/keys/NAME[/VERSION]`) of a
-/// real vault to test instead of the emulator.
-pub const REAL_KEYS_ENV: &str = "KMSSH_AZURE_KEYS";
-
-/// The real keys to test, if the environment names any.
-#[must_use]
-pub fn real_keys() -> Option<Vec<String>> {
-    crate::env_list(REAL_KEYS_ENV)
-}
+/// The backend's name in `KNOWN_BACKENDS`.
+pub const NAME: &str = "azure";
 
 /// Options that reach the emulator: its endpoint, its CA, the test credential, short
 /// timeouts; the challenge's resource (vault.azure.net) is not the emulator's host.
@@ -56,26 +52,88 @@ pub async fn open(
     Ok(key)
 }
 
-/// A key for one conformance test: new in the shared emulator, or the first real key on
-/// that curve (`None` if none is listed).
-pub async fn suite_key(algorithm: Algorithm) -> Option<Arc<dyn KmsKey>> {
-    if let Some(urls) = real_keys() {
-        for url in urls {
-            let key = open(&format!("azure-kv:{url}"), &AzureKeyVaultOptions::default())
-                .await
-                .expect("open real key");
-            if key.algorithm() == algorithm {
-                return Some(key);
-            }
-        }
-        eprintln!("skipped: {REAL_KEYS_ENV} lists no {algorithm} key");
-        return None;
+/// The Azure fixture: the shared in-process emulator, or the keys listed in
+/// `KMSSH_AZURE_KEYS`.
+#[derive(Debug)]
+pub struct AzureFixture;
+
+impl AzureFixture {
+    /// The one instance.
+    #[must_use]
+    pub fn shared() -> &'static Self {
+        static FIXTURE: AzureFixture = AzureFixture;
+        &FIXTURE
     }
-    let emulator = AzureKeyVaultEmulator::shared();
-    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(algorithm)));
-    Some(
-        open(&emulator_uri(&name, None), &emulator_options(emulator))
+
+    /// The shared emulator, unless the fixture runs against a real vault (then it says
+    /// `skipped:` and gives `None`).
+    #[must_use]
+    pub fn emulator(&self) -> Option<&'static AzureKeyVaultEmulator> {
+        if crate::fixture::requires(self, crate::fixture::Capability::Emulated) {
+            Some(AzureKeyVaultEmulator::shared())
+        } else {
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl Fixture for AzureFixture {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn algorithms(&self) -> &'static [Algorithm] {
+        &Algorithm::ALL
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        cloud_capabilities(NAME)
+    }
+
+    /// A new key in the shared emulator, or the first real key on that curve.
+    async fn key(&self, algorithm: Algorithm) -> Option<Arc<dyn KmsKey>> {
+        if let Some(urls) = real_keys(NAME) {
+            for url in urls {
+                let key = open(&format!("azure-kv:{url}"), &AzureKeyVaultOptions::default())
+                    .await
+                    .expect("open real key");
+                if key.algorithm() == algorithm {
+                    return Some(key);
+                }
+            }
+            return None;
+        }
+        let emulator = AzureKeyVaultEmulator::shared();
+        let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(algorithm)));
+        Some(
+            open(&emulator_uri(&name, None), &emulator_options(emulator))
+                .await
+                .expect("open emulator key"),
+        )
+    }
+
+    /// A new emulator key; its fault handle is the emulator's for that key.
+    async fn faulty_key(&self, algorithm: Algorithm) -> Option<FaultyKey> {
+        if !self.capabilities().faults {
+            return None;
+        }
+        let emulator = AzureKeyVaultEmulator::shared();
+        let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(algorithm)));
+        let mut azure = emulator_options(emulator);
+        azure.call_timeout = Some(FAULT_CALL_TIMEOUT);
+        azure.retry = Some(fault_retry_policy());
+        let uri = emulator_uri(&name, None);
+        let options = Options::new().with(azure);
+        let key = kmssh_core::open_with(&uri, &options)
             .await
-            .expect("open emulator key"),
-    )
+            .expect("open emulator key");
+        Some(FaultyKey {
+            key,
+            faults: emulator.faults(&name).expect("the key just made"),
+            uri,
+            options,
+            guard: None,
+        })
+    }
 }

@@ -7,8 +7,9 @@
 //! token gets 401 and a `WWW-Authenticate: Bearer authorization=…, resource=…` challenge;
 //! `api-version` is required; keys are JWKs (base64url `x`, `y`); `sign` takes
 //! `{"alg","value"}` and answers base64url fixed-width `r||s`; errors use Azure's
-//! `{"error":{"code","message"}}` shape. Each key has its own counters and fault switches
-//! (429 with `Retry-After`, latency, a wrong-length signature, a flipped byte).
+//! `{"error":{"code","message"}}` shape. Each key has its own [`FaultHandle`] (the shared
+//! fault layer), rendered in Key Vault's shape by [`AzureDialect`] (429 with
+//! `Retry-After`, latency, a wrong-length `r||s`, a flipped byte…).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -22,6 +23,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::rustls;
 
+use crate::faults::{
+    Dialect, ErrorAnswer, FaultHandle, Intercept, Operation, edit_answer, retry_after_header,
+};
 use crate::http::{header, read_message, reason, spawn_loopback_server};
 
 /// The bearer token the test credential hands out and the emulator accepts.
@@ -40,19 +44,6 @@ pub enum KeyKind {
     Rsa,
     /// A symmetric (`oct`) key.
     Oct,
-}
-
-/// Faults to apply to a key's next requests.
-#[derive(Clone, Debug, Default)]
-pub struct Faults {
-    /// Answer this many next requests with 429 and `Retry-After: 1`.
-    pub throttle: usize,
-    /// Wait this long before every answer.
-    pub latency: Option<Duration>,
-    /// Return an `r||s` one byte short this many times.
-    pub wrong_length: usize,
-    /// Flip a byte of `r||s` this many times.
-    pub flip_byte: usize,
 }
 
 /// How a test key is set up.
@@ -89,8 +80,7 @@ struct Version {
 struct StoredKey {
     setup: KeySetup,
     versions: Vec<Version>,
-    counts: HashMap<&'static str, usize>,
-    faults: Faults,
+    faults: FaultHandle,
 }
 
 type Keys = Arc<Mutex<HashMap<String, StoredKey>>>;
@@ -201,8 +191,7 @@ impl AzureKeyVaultEmulator {
             StoredKey {
                 setup,
                 versions: vec![version],
-                counts: HashMap::new(),
-                faults: Faults::default(),
+                faults: FaultHandle::new(),
             },
         );
         name
@@ -228,20 +217,17 @@ impl AzureKeyVaultEmulator {
             .unwrap_or_default()
     }
 
-    /// Sets a key's fault switches.
-    pub fn set_faults(&self, name: &str, faults: Faults) {
-        if let Some(key) = lock(&self.keys).get_mut(name) {
-            key.faults = faults;
-        }
+    /// A key's fault queue and counters (`None` for an unknown key).
+    #[must_use]
+    pub fn faults(&self, name: &str) -> Option<FaultHandle> {
+        lock(&self.keys).get(name).map(|k| k.faults.clone())
     }
 
-    /// How many authenticated `get` / `sign` requests a key has seen.
+    /// How many authenticated requests of `operation` (`get` is
+    /// [`Operation::GetPublicKey`]) a key has seen.
     #[must_use]
-    pub fn count(&self, name: &str, operation: &str) -> usize {
-        lock(&self.keys)
-            .get(name)
-            .and_then(|k| k.counts.get(operation).copied())
-            .unwrap_or(0)
+    pub fn count(&self, name: &str, operation: Operation) -> usize {
+        self.faults(name).map_or(0, |f| f.count(operation))
     }
 }
 
@@ -272,6 +258,73 @@ fn azure_error(
     )
 }
 
+/// Key Vault's wire shape for faults: `{"error":{"code","message"}}` errors, 429 with
+/// `Retry-After`, signatures as base64url fixed-width `r||s` in `value`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AzureDialect;
+
+fn error_answer(status: u16, code: &str, message: &str) -> ErrorAnswer {
+    let (status, headers, body) = azure_error(status, code, message);
+    ErrorAnswer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn edit_signature(answer: &mut Value, edit: impl FnOnce(&mut Vec<u8>)) {
+    let mut raw = Base64UrlUnpadded::decode_vec(answer["value"].as_str().unwrap_or_default())
+        .unwrap_or_default();
+    if raw.is_empty() {
+        return;
+    }
+    edit(&mut raw);
+    answer["value"] = json!(Base64UrlUnpadded::encode_string(&raw));
+}
+
+impl Dialect for AzureDialect {
+    fn throttled(&self, retry_after: Option<Duration>) -> ErrorAnswer {
+        let mut answer = error_answer(
+            429,
+            "Throttled",
+            "Request was not processed because too many requests were received.",
+        );
+        answer.headers.extend(retry_after.map(retry_after_header));
+        answer
+    }
+
+    fn server_error(&self) -> ErrorAnswer {
+        error_answer(
+            503,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable.",
+        )
+    }
+
+    fn denied(&self) -> ErrorAnswer {
+        error_answer(
+            403,
+            "Forbidden",
+            "The user, group or application does not have keys sign permission on key vault 'kmssh-test'.",
+        )
+    }
+
+    fn corrupt_signature(&self, answer: &mut Value) {
+        edit_signature(answer, |raw| {
+            let middle = raw.len() / 2 + 1;
+            if let Some(byte) = raw.get_mut(middle) {
+                *byte ^= 0x40;
+            }
+        });
+    }
+
+    fn shorten_signature(&self, answer: &mut Value) {
+        edit_signature(answer, |raw| {
+            raw.pop();
+        });
+    }
+}
+
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, keys: Keys, address: SocketAddr) {
     let mut buffer = Vec::new();
     while let Ok(Some(request)) = read_message(&mut stream, &mut buffer, false).await {
@@ -280,13 +333,29 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, keys: Keys, add
         let target = start.next().unwrap_or("").to_owned();
         let authorized =
             header(&request.head, "authorization") == Some(&format!("Bearer {TEST_TOKEN}"));
-        let latency =
-            key_name(&target).and_then(|n| lock(&keys).get(&n).and_then(|k| k.faults.latency));
-        if let Some(latency) = latency {
-            tokio::time::sleep(latency).await;
-        }
         let (status, headers, body) = if authorized {
-            handle(&method, &target, &request.body, &keys, address)
+            let route = key_route(&method, &target);
+            let faults = route
+                .as_ref()
+                .and_then(|(name, _)| lock(&keys).get(name).map(|k| k.faults.clone()));
+            let intercept = match (&route, faults) {
+                (Some((_, operation)), Some(faults)) => {
+                    faults.intercept(*operation, &AzureDialect).await
+                }
+                _ => Intercept::Answer(None),
+            };
+            match intercept {
+                Intercept::Drop => return,
+                Intercept::Respond(answer) => (answer.status, answer.headers, answer.body),
+                Intercept::Answer(edit) => {
+                    let (status, headers, mut body) =
+                        handle(&method, &target, &request.body, &keys, address);
+                    if status == 200 {
+                        edit_answer(&AzureDialect, edit.as_ref(), &mut body);
+                    }
+                    (status, headers, body)
+                }
+            }
         } else {
             let (status, mut headers, body) = azure_error(
                 401,
@@ -315,13 +384,18 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, keys: Keys, add
     }
 }
 
-/// The key name in `/keys/{name}[/…]`.
-fn key_name(target: &str) -> Option<String> {
+/// The key name and operation of `GET /keys/{name}[/{version}]` (`get key`) and
+/// `POST /keys/{name}/{version}/sign`.
+fn key_route(method: &str, target: &str) -> Option<(String, Operation)> {
     let path = target.split('?').next()?;
-    path.strip_prefix("/keys/")?
-        .split('/')
-        .next()
-        .map(str::to_owned)
+    let segments: Vec<&str> = path.strip_prefix("/keys/")?.split('/').collect();
+    match (method, segments.as_slice()) {
+        ("GET", [name, ..]) if segments.len() <= 2 => {
+            Some(((*name).to_owned(), Operation::GetPublicKey))
+        }
+        ("POST", [name, _, "sign"]) => Some(((*name).to_owned(), Operation::Sign)),
+        _ => None,
+    }
 }
 
 fn handle(
@@ -355,25 +429,14 @@ fn handle(
             );
         }
     };
-    let mut keys = lock(keys);
-    let Some(key) = keys.get_mut(name) else {
+    let keys = lock(keys);
+    let Some(key) = keys.get(name) else {
         return azure_error(
             404,
             "KeyNotFound",
             &format!("A key with (name/id) {name} was not found in this key vault."),
         );
     };
-    *key.counts.entry(operation).or_default() += 1;
-    if key.faults.throttle > 0 {
-        key.faults.throttle -= 1;
-        let (status, mut headers, body) = azure_error(
-            429,
-            "Throttled",
-            "Request was not processed because too many requests were received.",
-        );
-        headers.push(("Retry-After", "1".to_owned()));
-        return (status, headers, body);
-    }
     let found = if version.is_empty() {
         key.versions.last()
     } else {
@@ -440,16 +503,7 @@ fn handle(
     let Ok(signature) = local.sign_digest_sync(&digest) else {
         return azure_error(500, "InternalServerError", "signing failed");
     };
-    let mut raw = signature.to_fixed();
-    if key.faults.wrong_length > 0 {
-        key.faults.wrong_length -= 1;
-        raw.pop();
-    }
-    if key.faults.flip_byte > 0 {
-        key.faults.flip_byte -= 1;
-        let middle = raw.len() / 2 + 1;
-        raw[middle] ^= 0x40;
-    }
+    let raw = signature.to_fixed();
     (
         200,
         Vec::new(),

@@ -1,6 +1,9 @@
 //! The shared conformance cases. Each takes an opened key and panics, with a message
 //! saying what broke, when the backend does not behave. Every backend's test target runs
-//! all of them, for every curve it offers.
+//! all of them, for every curve it offers; the fault cases ([`faults`]) run for every
+//! fixture that can inject faults.
+
+pub mod faults;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -6,8 +6,9 @@
 //! (else 400 `INVALID_ARGUMENT`), `digestCrc32c` must match, an unknown version is 404
 //! `NOT_FOUND`, a disabled one 400 `FAILED_PRECONDITION`; errors use Google's JSON shape.
 //! Wire details as the official client sends them: enums as integers, int64 as strings,
-//! bytes as standard base64. Each key version has its own request counters and fault
-//! switches, so tests running in parallel do not disturb each other.
+//! bytes as standard base64. Each key version has its own [`FaultHandle`] (the shared
+//! fault layer: counters and a fault queue), so tests running in parallel do not disturb
+//! each other; faults are rendered in Cloud KMS's shape by [`GoogleDialect`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +22,9 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::faults::{
+    Dialect, ErrorAnswer, FaultHandle, Intercept, Operation, edit_answer, retry_after_header,
+};
 use crate::http::{read_message, reason, spawn_loopback_server};
 
 /// `CryptoKeyVersionAlgorithm` numbers on the wire.
@@ -33,28 +37,11 @@ pub const EC_SIGN_SECP256K1_SHA256: i32 = 31;
 pub const RSA_SIGN_PSS_2048_SHA256: i32 = 2;
 const PROTECTION_SOFTWARE: i32 = 1;
 
-/// Faults to apply to a key version's next requests.
-#[derive(Clone, Debug, Default)]
-pub struct Faults {
-    /// Answer this many next requests with 429 `RESOURCE_EXHAUSTED`.
-    pub throttle: usize,
-    /// Wait this long before answering every request.
-    pub latency: Option<Duration>,
-    /// Send a wrong `signatureCrc32c` this many times.
-    pub wrong_signature_crc: usize,
-    /// Flip a signature byte (after computing its CRC32C, as corruption in transit
-    /// would) this many times.
-    pub flip_signature_byte: usize,
-    /// Answer `verifiedDigestCrc32c: false` this many times.
-    pub unverified_digest: usize,
-}
-
 struct Version {
     key: LocalKey,
     wire_algorithm: i32,
     enabled: bool,
-    counts: HashMap<&'static str, usize>,
-    faults: Faults,
+    faults: FaultHandle,
 }
 
 /// The emulator: a listener on its own thread and runtime, and the key versions it serves.
@@ -78,6 +65,69 @@ fn error(code: u16, status: &str, message: &str) -> (u16, Value) {
         code,
         json!({"error": {"code": code, "message": message, "status": status}}),
     )
+}
+
+/// Cloud KMS's wire shape for faults: `{"error":{"code","message","status"}}` errors,
+/// signatures as base64 DER with a `signatureCrc32c` that matches the bytes sent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GoogleDialect;
+
+fn google_error(code: u16, status: &str, message: &str) -> ErrorAnswer {
+    let (code, body) = error(code, status, message);
+    ErrorAnswer {
+        status: code,
+        headers: vec![("Content-Type", "application/json; charset=UTF-8".to_owned())],
+        body,
+    }
+}
+
+/// Edits the signature of an `asymmetricSign` answer and recomputes its CRC32C, as a
+/// service that signed wrong would send it.
+fn edit_signature(answer: &mut Value, edit: impl FnOnce(&mut Vec<u8>)) {
+    let mut der =
+        Base64::decode_vec(answer["signature"].as_str().unwrap_or_default()).unwrap_or_default();
+    if der.is_empty() {
+        return;
+    }
+    edit(&mut der);
+    answer["signature"] = json!(Base64::encode_string(&der));
+    answer["signatureCrc32c"] = json!(crc32c(&der).to_string());
+}
+
+impl Dialect for GoogleDialect {
+    fn throttled(&self, retry_after: Option<Duration>) -> ErrorAnswer {
+        let mut answer = google_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded for quota metric 'Cryptographic requests'.",
+        );
+        answer.headers.extend(retry_after.map(retry_after_header));
+        answer
+    }
+
+    fn server_error(&self) -> ErrorAnswer {
+        google_error(503, "UNAVAILABLE", "The service is currently unavailable.")
+    }
+
+    fn denied(&self) -> ErrorAnswer {
+        google_error(
+            403,
+            "PERMISSION_DENIED",
+            "Permission 'cloudkms.cryptoKeyVersions.useToSign' denied on resource (or it may not exist).",
+        )
+    }
+
+    fn corrupt_signature(&self, answer: &mut Value) {
+        edit_signature(answer, |der| {
+            if let Some(last) = der.last_mut() {
+                *last ^= 0x01;
+            }
+        });
+    }
+
+    fn shorten_signature(&self, answer: &mut Value) {
+        edit_signature(answer, |der| der.truncate(der.len() / 2));
+    }
 }
 
 impl GcpKmsEmulator {
@@ -137,8 +187,7 @@ impl GcpKmsEmulator {
                 key,
                 wire_algorithm,
                 enabled: true,
-                counts: HashMap::new(),
-                faults: Faults::default(),
+                faults: FaultHandle::new(),
             },
         );
         name
@@ -151,20 +200,16 @@ impl GcpKmsEmulator {
         }
     }
 
-    /// Sets a version's fault switches.
-    pub fn set_faults(&self, name: &str, faults: Faults) {
-        if let Some(v) = lock(&self.versions).get_mut(name) {
-            v.faults = faults;
-        }
+    /// A version's fault queue and counters (`None` for an unknown version).
+    #[must_use]
+    pub fn faults(&self, name: &str) -> Option<FaultHandle> {
+        lock(&self.versions).get(name).map(|v| v.faults.clone())
     }
 
-    /// How many `getPublicKey` / `asymmetricSign` requests a version has seen.
+    /// How many requests of `operation` a version has seen.
     #[must_use]
-    pub fn count(&self, name: &str, method: &str) -> usize {
-        lock(&self.versions)
-            .get(name)
-            .and_then(|v| v.counts.get(method).copied())
-            .unwrap_or(0)
+    pub fn count(&self, name: &str, operation: Operation) -> usize {
+        self.faults(name).map_or(0, |f| f.count(operation))
     }
 }
 
@@ -180,18 +225,45 @@ async fn serve(mut stream: TcpStream, versions: Versions) {
             .next()
             .unwrap_or("")
             .to_owned();
-        let latency = route_name(&path)
-            .and_then(|(name, _)| lock(&versions).get(&name).and_then(|v| v.faults.latency));
-        if let Some(latency) = latency {
-            tokio::time::sleep(latency).await;
-        }
-        let (status, body) = handle(&method, &path, &request.body, &versions);
+        let route = route_name(&path);
+        let faults = route
+            .as_ref()
+            .and_then(|(name, _)| lock(&versions).get(name).map(|v| v.faults.clone()));
+        let intercept = match (&route, faults) {
+            (Some((_, operation)), Some(faults)) => {
+                faults.intercept(*operation, &GoogleDialect).await
+            }
+            _ => Intercept::Answer(None),
+        };
+        let mut extra_headers = Vec::new();
+        let (status, body) = match intercept {
+            Intercept::Drop => return,
+            Intercept::Respond(answer) => {
+                extra_headers = answer
+                    .headers
+                    .into_iter()
+                    .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
+                    .collect();
+                (answer.status, answer.body)
+            }
+            Intercept::Answer(edit) => {
+                let (status, mut body) = handle(&method, &path, &request.body, &versions);
+                if status == 200 {
+                    edit_answer(&GoogleDialect, edit.as_ref(), &mut body);
+                }
+                (status, body)
+            }
+        };
         let body = body.to_string();
-        let head = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
+        let mut head = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=UTF-8\r\nContent-Length: {}\r\n",
             reason(status),
             body.len()
         );
+        for (name, value) in extra_headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
         if stream.write_all(head.as_bytes()).await.is_err()
             || stream.write_all(body.as_bytes()).await.is_err()
         {
@@ -200,14 +272,15 @@ async fn serve(mut stream: TcpStream, versions: Versions) {
     }
 }
 
-/// `(version name, method)` for `/v1/{name}/publicKey` and `/v1/{name}:asymmetricSign`.
-fn route_name(path: &str) -> Option<(String, &'static str)> {
+/// `(version name, operation)` for `/v1/{name}/publicKey` (`getPublicKey`) and
+/// `/v1/{name}:asymmetricSign`.
+fn route_name(path: &str) -> Option<(String, Operation)> {
     let rest = path.strip_prefix("/v1/")?;
     if let Some(name) = rest.strip_suffix("/publicKey") {
-        return Some((name.to_owned(), "getPublicKey"));
+        return Some((name.to_owned(), Operation::GetPublicKey));
     }
     rest.strip_suffix(":asymmetricSign")
-        .map(|name| (name.to_owned(), "asymmetricSign"))
+        .map(|name| (name.to_owned(), Operation::Sign))
 }
 
 fn handle(method: &str, path: &str, body: &[u8], versions: &Versions) -> (u16, Value) {
@@ -218,35 +291,25 @@ fn handle(method: &str, path: &str, body: &[u8], versions: &Versions) -> (u16, V
             &format!("no such method: {method} {path}"),
         );
     };
-    let expected_method = if operation == "getPublicKey" {
-        "GET"
-    } else {
-        "POST"
+    let (wire_name, expected_method) = match operation {
+        Operation::GetPublicKey => ("getPublicKey", "GET"),
+        _ => ("asymmetricSign", "POST"),
     };
     if method != expected_method {
         return error(
             405,
             "INVALID_ARGUMENT",
-            &format!("{operation} is {expected_method}"),
+            &format!("{wire_name} is {expected_method}"),
         );
     }
-    let mut versions = lock(versions);
-    let Some(version) = versions.get_mut(&name) else {
+    let versions = lock(versions);
+    let Some(version) = versions.get(&name) else {
         return error(
             404,
             "NOT_FOUND",
             &format!("CryptoKeyVersion {name} not found."),
         );
     };
-    *version.counts.entry(operation).or_default() += 1;
-    if version.faults.throttle > 0 {
-        version.faults.throttle -= 1;
-        return error(
-            429,
-            "RESOURCE_EXHAUSTED",
-            "Quota exceeded for quota metric 'Cryptographic requests'.",
-        );
-    }
     if !version.enabled {
         return error(
             400,
@@ -254,7 +317,7 @@ fn handle(method: &str, path: &str, body: &[u8], versions: &Versions) -> (u16, V
             &format!("{name} is not enabled, current state is: DISABLED."),
         );
     }
-    if operation == "getPublicKey" {
+    if operation == Operation::GetPublicKey {
         let pem = version.key.public_key().to_pem().unwrap_or_default();
         return (
             200,
@@ -270,7 +333,7 @@ fn handle(method: &str, path: &str, body: &[u8], versions: &Versions) -> (u16, V
     sign(&name, version, body)
 }
 
-fn sign(name: &str, version: &mut Version, body: &[u8]) -> (u16, Value) {
+fn sign(name: &str, version: &Version, body: &[u8]) -> (u16, Value) {
     let invalid = |message: &str| error(400, "INVALID_ARGUMENT", message);
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return invalid("request body is not JSON");
@@ -314,30 +377,13 @@ fn sign(name: &str, version: &mut Version, body: &[u8]) -> (u16, Value) {
     let Ok(signature) = version.key.sign_digest_sync(&bytes) else {
         return error(500, "INTERNAL", "signing failed");
     };
-    let mut der = signature.to_der();
-    let mut crc = crc32c(&der);
-    let faults = &mut version.faults;
-    if faults.flip_signature_byte > 0 {
-        faults.flip_signature_byte -= 1;
-        let last = der.len() - 1;
-        der[last] ^= 0x01;
-    }
-    if faults.wrong_signature_crc > 0 {
-        faults.wrong_signature_crc -= 1;
-        crc = crc.wrapping_add(1);
-    }
-    let verified = if faults.unverified_digest > 0 {
-        faults.unverified_digest -= 1;
-        false
-    } else {
-        true
-    };
+    let der = signature.to_der();
     (
         200,
         json!({
             "signature": Base64::encode_string(&der),
-            "signatureCrc32c": crc.to_string(),
-            "verifiedDigestCrc32c": verified,
+            "signatureCrc32c": crc32c(&der).to_string(),
+            "verifiedDigestCrc32c": true,
             "name": name,
             "protectionLevel": PROTECTION_SOFTWARE,
         }),

@@ -1,12 +1,38 @@
 //! The kmssh conformance suite: one list of cases ([`cases`]) that every backend's test
 //! target runs against keys of every curve it offers, judged by real OpenSSH
-//! ([`openssh`]): `ssh-keygen -L`, and `sshd`/`ssh` on 127.0.0.1.
+//! ([`openssh`]): `ssh-keygen -L`, and `sshd`/`ssh` on 127.0.0.1; and one list of fault
+//! cases ([`cases::faults`]) run through one fault layer ([`faults`]).
 //!
-//! A backend test target calls [`conformance_suite!`] once per key it can open:
+//! A backend's test target is one [`Fixture`](fixture::Fixture) and one macro line:
 //!
 //! ```ignore
-//! kmssh_conformance::conformance_suite!(p256, kmssh_conformance::open_key("local:ephemeral?curve=p256"));
+//! kmssh_conformance::conformance_suite!(kmssh_conformance::gcp::GcpFixture::shared());
 //! ```
+//!
+//! The fixture names its backend (as in `kmssh_core::KNOWN_BACKENDS`), the curves it
+//! offers, its [`Capabilities`](fixture::Capabilities) (`emulated`, `faults`,
+//! `counts_calls`), and makes keys: [`Fixture::key`](fixture::Fixture::key) for the shared
+//! cases, [`Fixture::faulty_key`](fixture::Fixture::faulty_key) for the fault cases. The
+//! macro makes a module per curve (`p256`, `p384`, `p521`) holding every shared case and,
+//! in `faults`, every fault case; a case the fixture cannot run (a curve it does not offer,
+//! a capability it lacks, a real-cloud run without a key of that curve) passes with a
+//! `skipped: …` line on stderr. Cloud fixtures run against their emulator unless the
+//! variable `KNOWN_BACKENDS` names for them lists real keys (`KMSSH_AWS_KEY_IDS`,
+//! `KMSSH_GCP_KEY_VERSIONS`, `KMSSH_AZURE_KEYS`); then the emulator-only cases (faults,
+//! counts, keys of other states) are skipped.
+//!
+//! The fault layer: a [`Fault`](faults::Fault) (throttling, 5xx, denial, latency, a
+//! dropped connection, a corrupted or short signature, a JSON rewrite) is queued on a
+//! key's [`FaultHandle`](faults::FaultHandle) for an [`Operation`](faults::Operation)
+//! (describe, get public key, sign); the handle also counts requests. The AWS
+//! [`FaultProxy`](fault_proxy::FaultProxy) in front of ministack and the in-process GCP
+//! and Azure emulators consult it the same way, each rendering faults in its provider's
+//! wire shape through a [`Dialect`](faults::Dialect).
+//!
+//! Adding a backend: its crate, its line in `KNOWN_BACKENDS`, a feature and a `[[test]]`
+//! here, and a fixture (`src/NAME.rs`, with an emulator of the provider's wire API on
+//! 127.0.0.1 that consults a `FaultHandle` per key if it is to run the fault cases), then
+//! `tests/NAME.rs` with the one macro line and whatever is the provider's own.
 
 #![forbid(unsafe_code)]
 
@@ -18,11 +44,15 @@ pub mod azure;
 pub mod azure_emulator;
 pub mod cases;
 pub mod fault_proxy;
+pub mod faults;
+pub mod fixture;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 #[cfg(feature = "gcp")]
 pub mod gcp_emulator;
 pub mod http;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod ministack;
 pub mod openssh;
 
@@ -34,6 +64,7 @@ pub use kmssh_backend_azure;
 pub use kmssh_backend_gcp;
 #[cfg(feature = "local")]
 pub use kmssh_backend_local;
+pub use kmssh_core;
 
 /// A comma-separated list from the environment (real-cloud key names), empty items
 /// dropped; `None` when unset or empty.
@@ -70,19 +101,26 @@ pub async fn open_key(uri: &str) -> Option<std::sync::Arc<dyn kmssh_core::KmsKey
     Some(key.unwrap_or_else(|e| panic!("cannot open {uri}: {e}")))
 }
 
-/// Declares a test module named `$name` running every shared case against the key that
-/// `$key` (a future of `Option<Arc<dyn KmsKey>>`, evaluated per test) yields; `None`
-/// skips the case (a real-cloud run without a key of that curve).
+/// Declares the whole suite for one fixture (an expression giving `&'static F` where
+/// `F: Fixture`): a module per curve (`p256`, `p384`, `p521`) with every shared case, and
+/// in it a `faults` module with every fault case; plus `fixture_is_sound`. What the
+/// fixture cannot run is skipped at run time, with a `skipped: …` line.
+///
+/// `conformance_suite!(name => fixture)` puts all that in a module `name`, for targets
+/// with several fixtures (the local backend's signing engines).
 #[macro_export]
 macro_rules! conformance_suite {
-    ($name:ident, $key:expr) => {
-        mod $name {
+    (@curve $module:ident, $algorithm:ident, $fixture:expr) => {
+        mod $module {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn key() -> Option<::std::sync::Arc<dyn ::kmssh_core::KmsKey>> {
-                $key.await
+            fn fixture() -> &'static dyn $crate::fixture::Fixture {
+                $crate::fixture::as_dyn($fixture)
             }
+
+            const ALGORITHM: $crate::kmssh_core::Algorithm =
+                $crate::kmssh_core::Algorithm::$algorithm;
 
             $crate::conformance_suite!(@cases
                 public_key_matches_ssh_keygen,
@@ -104,9 +142,29 @@ macro_rules! conformance_suite {
 
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_issuing() {
-                if let Some(key) = key().await {
+                if let Some(key) = $crate::fixture::key_for(fixture(), ALGORITHM).await {
                     $crate::cases::concurrent_issuing(key).await;
                 }
+            }
+
+            mod faults {
+                #[allow(unused_imports)]
+                use super::*;
+
+                $crate::conformance_suite!(@fault_cases Faults:
+                    throttling_is_retried,
+                    server_errors_are_retried,
+                    dropped_connections_are_retried,
+                    latency_within_the_deadline,
+                    throttling_past_the_deadline_is_persistent,
+                    permission_denied_is_not_retried,
+                    corrupted_signatures_never_become_certificates,
+                    short_signatures_are_refused,
+                    opening_survives_transient_faults
+                );
+                $crate::conformance_suite!(@fault_cases CountsCalls:
+                    one_public_key_fetch_per_open
+                );
             }
         }
     };
@@ -114,10 +172,44 @@ macro_rules! conformance_suite {
         $(
             #[::tokio::test]
             async fn $case() {
-                if let Some(key) = key().await {
+                if let Some(key) = $crate::fixture::key_for(fixture(), ALGORITHM).await {
                     $crate::cases::$case(key.as_ref()).await;
                 }
             }
         )*
+    };
+    (@fault_cases $capability:ident: $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $case() {
+                if let Some(key) = $crate::fixture::faulty_key_for(
+                    fixture(),
+                    ALGORITHM,
+                    $crate::fixture::Capability::$capability,
+                )
+                .await
+                {
+                    $crate::cases::faults::$case(key).await;
+                }
+            }
+        )*
+    };
+    ($name:ident => $fixture:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::conformance_suite!($fixture);
+        }
+    };
+    ($fixture:expr) => {
+        #[test]
+        fn fixture_is_sound() {
+            $crate::fixture::check_fixture($crate::fixture::as_dyn($fixture));
+        }
+
+        $crate::conformance_suite!(@curve p256, EcdsaP256Sha256, $fixture);
+        $crate::conformance_suite!(@curve p384, EcdsaP384Sha384, $fixture);
+        $crate::conformance_suite!(@curve p521, EcdsaP521Sha512, $fixture);
     };
 }
