@@ -296,13 +296,13 @@ fn azure_key_vault_through_its_emulator() {
     // A vault that keeps throttling: --timeout bounds the retries, exit 5, and --verbose
     // shows them.
     let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256)));
-    emulator.set_faults(
-        &name,
-        kmssh_conformance::azure_emulator::Faults {
-            throttle: 1000,
-            ..Default::default()
-        },
-    );
+    {
+        use kmssh_conformance::faults::{Fault, Operation};
+        let faults = emulator.faults(&name).expect("the key's fault handle");
+        for operation in [Operation::GetPublicKey, Operation::Sign] {
+            faults.inject(operation, Fault::Throttle { retry_after: None }, 1000);
+        }
+    }
     let throttled = CloudKey {
         uri: emulator_uri(&name, None),
         env: env(TEST_TOKEN),
@@ -325,7 +325,7 @@ fn azure_key_vault_through_its_emulator() {
     assert!(err.contains("temporary failure, retrying"), "{err}");
     assert!(err.contains("throttled"), "{err}");
     assert!(
-        emulator.count(&name, "get") >= 2,
+        emulator.count(&name, kmssh_conformance::faults::Operation::GetPublicKey) >= 2,
         "the throttled open was retried"
     );
 }
