@@ -1,4 +1,4 @@
-//! The backend registry: each backend crate registers itself with [`register_backend!`]
+//! The backend registry: each backend crate registers itself with [`register_backend!`](crate::register_backend!)
 //! (one line, through `inventory`), and [`open`] / [`open_with`] pick one by the key
 //! URI's scheme.
 //!
@@ -15,7 +15,7 @@ use crate::{Error, ErrorKind, KNOWN_BACKENDS, KeyUri, KmsKey, Options, Result};
 /// The future a backend's open function returns.
 pub type OpenFuture = Pin<Box<dyn Future<Output = Result<Arc<dyn KmsKey>>> + Send>>;
 
-/// A backend, as [`register_backend!`] submits it.
+/// A backend, as [`register_backend!`](crate::register_backend!) submits it.
 #[derive(Debug)]
 pub struct Backend {
     /// The URI scheme it serves, without the colon (`local`, `aws-kms`…).
