@@ -25,7 +25,15 @@ const BENCHES: &[(&str, &str)] = &[
 ];
 
 /// Crates no build of `kmssh-pki` may pull in: it must stay offline and runtime-free.
-const PKI_FORBIDDEN: &[&str] = &["tokio", "hyper", "reqwest", "aws-", "google-", "azure_"];
+const PKI_FORBIDDEN: &[&str] = &[
+    "tokio",
+    "hyper",
+    "reqwest",
+    "aws-",
+    "google-",
+    "azure_",
+    "kmssh-backend-",
+];
 
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
@@ -98,12 +106,15 @@ fn conformance(backend: &str) -> Result<(), String> {
 }
 
 fn check_pki_tree() -> Result<(), String> {
-    eprintln!("==> kmssh-pki dependency tree (normal edges) has no runtime, HTTP or cloud crate");
+    eprintln!(
+        "==> kmssh-pki dependency tree (normal edges, every feature) has no runtime, HTTP, cloud or backend crate"
+    );
     let out = cargo()
         .args([
             "tree",
             "-p",
             "kmssh-pki",
+            "--all-features",
             "-e",
             "normal",
             "--prefix",
