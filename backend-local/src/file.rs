@@ -1,11 +1,10 @@
 //! Writing key files: new keys are made here, written as OpenSSH private keys, mode 0600,
-//! atomically (a temporary file in the same directory, then a link that refuses to
-//! replace anything, a dangling symlink included).
+//! synced, whole or not at all, and never over anything at the path, a dangling symlink
+//! included (core's [`FileWrite`]).
 
-use std::io::Write as _;
 use std::path::Path;
 
-use kmssh_core::{Algorithm, Error, ErrorKind, KeyUri, Result};
+use kmssh_core::{Algorithm, Error, ErrorKind, FileWrite, KeyUri, Result};
 use zeroize::Zeroizing;
 
 use crate::error::file_error;
@@ -49,20 +48,13 @@ impl SecretKey {
     /// [`ErrorKind::NotFound`] / [`ErrorKind::PermissionDenied`] for its directory.
     pub fn write_new_file(&self, path: &Path) -> Result<()> {
         let text = self.to_openssh()?;
-        let dir = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
+        let private = FileWrite {
+            mode: 0o600,
+            replace: false,
+            sync: true,
         };
-        let failed = |e| file_error("cannot write key file", path, e);
-        let mut temporary = tempfile::Builder::new()
-            .prefix(".kmssh-key-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .tempfile_in(dir)
-            .map_err(failed)?;
-        temporary.write_all(text.as_bytes()).map_err(failed)?;
-        temporary.as_file().sync_all().map_err(failed)?;
-        temporary.persist_noclobber(path).map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+        private.write(path, text.as_bytes()).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::new(
                     ErrorKind::InvalidInput,
                     format!(
@@ -71,10 +63,9 @@ impl SecretKey {
                     ),
                 )
             } else {
-                failed(e.error)
+                file_error("cannot write key file", path, e)
             }
-        })?;
-        Ok(())
+        })
     }
 }
 

@@ -405,7 +405,7 @@ async fn key_files_are_created_once_0600_and_never_through_a_symlink() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .expect("dir")
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".kmssh-key-"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".kmssh-"))
         .collect();
     assert!(leftovers.is_empty(), "temporary files are cleaned up");
 }

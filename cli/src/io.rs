@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use kmssh_core::{KeyUri, KmsKey, Options};
+use kmssh_core::{FileWrite, KeyUri, KmsKey, Options};
 
 use crate::args::KeyArgs;
 use crate::exit::{Class, Failure};
@@ -53,9 +53,18 @@ pub fn read_text(path: &Path) -> Result<String, Failure> {
         .map_err(|_| Failure::input(format!("{}: not text", path.display())))
 }
 
+/// The refusal for an output that exists when `--force` was not given.
+pub fn exists_without_force(path: &Path) -> Failure {
+    Failure::input(format!(
+        "{} exists: use --force to overwrite",
+        path.display()
+    ))
+}
+
 /// Writes `bytes` to `path`, or to stdout without one. A file is written whole or not
-/// at all (a temporary file beside it, then renamed over it); without `replace` an
-/// existing file, or a symlink planted at the path, is refused.
+/// at all, mode 0644, never through a symlink at the path ([`FileWrite`]); without
+/// `replace` anything already there is refused. Not synced: certificates are public and
+/// re-issuable (ssh-keygen does not sync them either).
 pub fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> Result<(), Failure> {
     let Some(path) = path else {
         let mut stdout = std::io::stdout().lock();
@@ -64,33 +73,16 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> Result<
             .and_then(|()| stdout.flush())
             .map_err(|e| Failure::new(Class::Output, format!("stdout: {e}")));
     };
-    let failed =
-        |e: std::io::Error| Failure::new(Class::Output, format!("{}: {e}", path.display()));
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
+    let public = FileWrite {
+        mode: 0o644,
+        replace,
+        sync: false,
     };
-    let mut temporary = tempfile::Builder::new()
-        .prefix(".kmssh-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .tempfile_in(dir)
-        .map_err(failed)?;
-    // No fsync: the rename makes the write whole-or-nothing for a killed process, and
-    // certificates are public and re-issuable (ssh-keygen does not sync them either).
-    temporary.write_all(bytes).map_err(failed)?;
-    let placed = if replace {
-        temporary.persist(path).map(drop)
-    } else {
-        temporary.persist_noclobber(path).map(drop)
-    };
-    placed.map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            Failure::input(format!(
-                "{} exists: use --force to overwrite",
-                path.display()
-            ))
+    public.write(path, bytes).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            exists_without_force(path)
         } else {
-            failed(e.error)
+            Failure::new(Class::Output, format!("{}: {e}", path.display()))
         }
     })
 }

@@ -14,7 +14,7 @@ use kmssh_pki::{
 
 use crate::args::{CsrFormat, SignArgs};
 use crate::exit::{Class, Failure};
-use crate::io::{open_key, read_input, read_text, write_output};
+use crate::io::{exists_without_force, open_key, read_input, read_text, write_output};
 
 /// Issues a certificate for each public key file, written beside it as `NAME-cert.pub`
 /// (stdout for `-`), 32 at a time, with a progress bar on a terminal.
@@ -54,10 +54,7 @@ pub async fn sign(args: SignArgs) -> Result<(), Failure> {
             && target.symlink_metadata().is_ok()
             && !args.force
         {
-            return Err(Failure::input(format!(
-                "{} exists: use --force to overwrite",
-                target.display()
-            )));
+            return Err(exists_without_force(target));
         }
         targets.push((comment, target));
     }
