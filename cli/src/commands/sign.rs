@@ -2,7 +2,6 @@
 //! CSR.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use kmssh_pki::batch::{DEFAULT_BATCH_CONCURRENCY, issue_batch};
@@ -13,7 +12,7 @@ use kmssh_pki::{
 };
 
 use crate::args::{CsrFormat, SignArgs};
-use crate::exit::{Class, Failure};
+use crate::exit::Failure;
 use crate::io::{exists_without_force, open_key, read_input, read_text, write_output};
 
 /// Issues a certificate for each public key file, written beside it as `NAME-cert.pub`
@@ -43,7 +42,6 @@ pub async fn sign(args: SignArgs) -> Result<(), Failure> {
     params.resolve(now)?;
     let mut subjects: Vec<KeyData> = Vec::new();
     let mut targets: Vec<(String, Option<PathBuf>)> = Vec::new();
-    let force = args.force;
     for path in &args.public_keys {
         let text = read_text(path)?;
         subjects
@@ -60,62 +58,32 @@ pub async fn sign(args: SignArgs) -> Result<(), Failure> {
     }
     let ca = open_key(&args.ca, &args.key, subjects.len()).await?;
     let progress = progress_bar(subjects.len());
-    // One lane per core: a local key signs on the CPU, and with a cloud key the lanes
-    // share the same number of calls in flight.
-    let lanes = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, subjects.len().max(1));
-    let per_lane = subjects.len().div_ceil(lanes).max(1);
-    let in_flight = DEFAULT_BATCH_CONCURRENCY.div_ceil(lanes);
-    let params = Arc::new(params);
-    let mut jobs = subjects.into_iter().zip(targets).enumerate().peekable();
-    let mut tasks = tokio::task::JoinSet::new();
-    while jobs.peek().is_some() {
-        let lane: Vec<_> = jobs.by_ref().take(per_lane).collect();
-        let (ca, params, progress) = (ca.clone(), params.clone(), progress.clone());
-        tasks.spawn(async move {
-            let subjects: Vec<KeyData> = lane
-                .iter()
-                .map(|(_, (subject, _))| subject.clone())
-                .collect();
-            let issued = issue_batch(ca.as_ref(), &params, &subjects, in_flight, |_| {
-                progress.inc(1)
-            })
-            .await;
-            let issued = match issued {
-                Ok(issued) => issued,
-                Err(e) => return vec![(0, Err(Failure::from(e)))],
-            };
-            // Every certificate that was issued is written, whatever happened to others.
-            issued
-                .into_iter()
-                .zip(lane)
-                .map(|(result, (index, (_, (comment, target))))| {
-                    let written = match result {
-                        Err(e) => Err(Failure::from(e).about(
-                            target
-                                .as_deref()
-                                .map_or_else(|| "stdin".to_owned(), |t| t.display().to_string()),
-                        )),
-                        Ok(cert) => write_output(
-                            target.as_deref(),
-                            format!("{}\n", cert.cert_string(&comment)).as_bytes(),
-                            force,
-                        ),
-                    };
-                    (index, written)
-                })
-                .collect::<Vec<_>>()
-        });
-    }
-    let mut outcomes = Vec::new();
-    while let Some(lane) = tasks.join_next().await {
-        outcomes.extend(lane.map_err(|e| Failure::new(Class::Other, e.to_string()))?);
-    }
+    let issued = issue_batch(
+        ca.as_ref(),
+        &params,
+        &subjects,
+        DEFAULT_BATCH_CONCURRENCY,
+        |done| progress.set_position(done as u64),
+    )
+    .await?;
     progress.finish_and_clear();
-    // The first failure in input order is the error.
-    outcomes.sort_by_key(|(index, _)| *index);
-    let failures: Vec<Failure> = outcomes.into_iter().filter_map(|(_, r)| r.err()).collect();
+    // Every certificate that was issued is written; the first failure is the error.
+    let mut failures = Vec::new();
+    for (result, (comment, target)) in issued.into_iter().zip(targets) {
+        let written = match result {
+            Err(e) => Err(Failure::from(e).about(
+                target
+                    .as_deref()
+                    .map_or_else(|| "stdin".to_owned(), |t| t.display().to_string()),
+            )),
+            Ok(cert) => write_output(
+                target.as_deref(),
+                format!("{}\n", cert.cert_string(&comment)).as_bytes(),
+                args.force,
+            ),
+        };
+        failures.extend(written.err());
+    }
     let more = failures.len().saturating_sub(1);
     match failures.into_iter().next() {
         None => Ok(()),
