@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64ct::{Base64, Encoding as _};
 use kmssh_core::{EcPublicKey, EcdsaSignature, KmsKey};
+use signature::Verifier as _;
 use ssh_key::HashAlg;
 use ssh_key::certificate::OptionsMap;
 use ssh_key::encoding::Encode;
@@ -19,11 +20,19 @@ use ssh_key::public::{EcdsaPublicKey, KeyData};
 
 use crate::error::{Error, Field, Result, VerifyFailure};
 use crate::options::CriticalOption;
-use crate::params::{CertificateParameters, CertificateType, ResolvedParameters};
+use crate::params::{CertificateParameters, CertificateType, MAX_PRINCIPALS, ResolvedParameters};
 
 /// Smallest RSA subject key certified: 2048 bits (NIST SP 800-131A); OpenSSH itself
 /// still accepts 1024.
 pub const MIN_RSA_BITS: u32 = 2048;
+
+/// Largest certificate issued, signature included: sshd cannot receive a bigger one (its
+/// packet limit is 256 KiB), and the size is checked before the CA key is asked to sign.
+pub const MAX_CERTIFICATE_LEN: usize = 256 * 1024;
+
+/// Room left for the CA signature when the to-be-signed bytes are measured (a P-521
+/// signature in SSH form is under 160 bytes).
+const SIGNATURE_ROOM: usize = 512;
 
 /// Length of the random nonce at the start of every certificate.
 pub const NONCE_LEN: usize = 32;
@@ -149,12 +158,17 @@ pub fn parse_subject_key(line: &str) -> Result<KeyData> {
     Ok(key.key_data().clone())
 }
 
-/// An issued (or parsed) OpenSSH certificate, with its encoded bytes. Two certificates
-/// are equal when their encodings are (a `*-cert.pub` comment is not part of it).
+/// An issued (or parsed) OpenSSH certificate, with its encoded bytes exactly as issued
+/// or received. Two certificates are equal when their encodings are (a `*-cert.pub`
+/// comment is not part of it).
 #[derive(Clone, Debug)]
 pub struct Certificate {
     inner: ssh_key::Certificate,
     blob: Vec<u8>,
+    /// Whether `ssh-key`'s reading encodes back to `blob`. It reads some malformed
+    /// encodings leniently (bytes left over inside a length-prefixed field are skipped),
+    /// where OpenSSH refuses them; such a certificate never passes [`Certificate::verify`].
+    canonical: bool,
 }
 
 impl PartialEq for Certificate {
@@ -166,7 +180,7 @@ impl PartialEq for Certificate {
 impl Eq for Certificate {}
 
 impl Certificate {
-    /// Parses raw certificate bytes.
+    /// Parses raw certificate bytes, keeping them as received.
     ///
     /// # Errors
     /// [`Error::InvalidField`] naming the certificate.
@@ -177,27 +191,38 @@ impl Certificate {
                 format!("not an OpenSSH certificate: {e}"),
             )
         })?;
+        let canonical = inner.to_bytes().is_ok_and(|again| again == blob);
         Ok(Self {
             inner,
             blob: blob.to_vec(),
+            canonical,
         })
     }
 
-    /// Parses a `*-cert.pub` line.
+    /// Parses a `*-cert.pub` line: `<type>-cert-v01@openssh.com BASE64 [comment]`, the
+    /// type word matching the certificate inside.
     ///
     /// # Errors
     /// [`Error::InvalidField`] naming the certificate.
     pub fn from_openssh(line: &str) -> Result<Self> {
-        let inner = ssh_key::Certificate::from_openssh(line.trim()).map_err(|e| {
-            Error::field(
-                Field::Certificate,
-                format!("not an OpenSSH certificate: {e}"),
-            )
-        })?;
-        let blob = inner
-            .to_bytes()
-            .map_err(|e| Error::field(Field::Certificate, format!("cannot re-encode: {e}")))?;
-        Ok(Self { inner, blob })
+        let bad = |reason: String| Error::field(Field::Certificate, reason);
+        let mut words = line.split_ascii_whitespace();
+        let (Some(algorithm), Some(base64)) = (words.next(), words.next()) else {
+            return Err(bad(
+                "not an OpenSSH certificate: expected `<type>-cert-v01@openssh.com BASE64`".into(),
+            ));
+        };
+        let blob = Base64::decode_vec(base64)
+            .map_err(|e| bad(format!("not an OpenSSH certificate: base64: {e}")))?;
+        let certificate = Self::from_bytes(&blob)?;
+        let inside = certificate.inner.algorithm().to_certificate_type();
+        if algorithm != inside {
+            return Err(bad(format!(
+                "the line says {} but the certificate inside is {inside}",
+                crate::error::shown(algorithm)
+            )));
+        }
+        Ok(certificate)
     }
 
     /// The certificate as `ssh-key` sees it, for every field.
@@ -229,10 +254,23 @@ impl Certificate {
         )
     }
 
-    /// Checks the certificate as a verifier would: signed by `ca` with a valid signature,
-    /// no unknown critical options, the right type, valid at `options.at`, and listing
-    /// `options.principal` (an empty list never matches a required principal, as in
-    /// OpenSSH's sshd).
+    /// The bytes the CA signed, as received: everything before the final signature
+    /// string, or `None` when the signature field is not where and what it should be.
+    fn signed_bytes(&self) -> Option<&[u8]> {
+        let mut signature = Vec::new();
+        self.inner
+            .signature()
+            .encode_prefixed(&mut signature)
+            .ok()?;
+        self.blob.strip_suffix(signature.as_slice())
+    }
+
+    /// Checks the certificate as sshd would: signed by `ca` with a signature valid over
+    /// the bytes received (not over a re-encoding), well-formed, no more than
+    /// [`MAX_PRINCIPALS`] principals, only critical options OpenSSH knows (or the
+    /// caller lists) with valid values, the right type, valid at `options.at`, and
+    /// listing `options.principal` (an empty list never matches a required principal,
+    /// as in sshd).
     ///
     /// # Errors
     /// [`Error::Verify`] with the first failure found.
@@ -248,12 +286,40 @@ impl Certificate {
                 trusted: ca.fingerprint(HashAlg::Sha256).to_string(),
             });
         }
-        if cert.verify_signature().is_err() {
+        let verified = self
+            .signed_bytes()
+            .is_some_and(|signed| ca.verify(signed, cert.signature()).is_ok());
+        if !verified {
             return fail(VerifyFailure::BadSignature);
         }
+        if !self.canonical {
+            return fail(VerifyFailure::Malformed {
+                detail: "a field has bytes OpenSSH does not accept (extra data inside a length-prefixed field)"
+                    .into(),
+            });
+        }
+        if cert.valid_principals().len() > MAX_PRINCIPALS {
+            return fail(VerifyFailure::Malformed {
+                detail: format!(
+                    "{} principals, over OpenSSH's {MAX_PRINCIPALS}",
+                    cert.valid_principals().len()
+                ),
+            });
+        }
         for (name, value) in cert.critical_options().iter() {
-            if CriticalOption::parse(name, value).is_err() {
+            let custom_known = options.known_critical_options.iter().any(|k| k == name);
+            let known = matches!(
+                name.as_str(),
+                "force-command" | "source-address" | "verify-required"
+            );
+            if !known && !custom_known {
                 return fail(VerifyFailure::UnknownCriticalOption { name: name.clone() });
+            }
+            if known && let Err(e) = CriticalOption::parse(name, value) {
+                return fail(VerifyFailure::BadCriticalOption {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                });
             }
         }
         if let Some(expected) = options.cert_type
@@ -297,6 +363,9 @@ pub struct VerifyOptions {
     pub principal: Option<String>,
     /// The type the certificate must have.
     pub cert_type: Option<CertificateType>,
+    /// Custom critical options (`name@domain`) the caller enforces; any other critical
+    /// option OpenSSH does not define fails verification, as it does in sshd.
+    pub known_critical_options: Vec<String>,
 }
 
 /// An ECDSA signature in SSH form (`string alg, string(mpint r, mpint s)`), as
@@ -423,6 +492,15 @@ pub async fn issue_with_nonce(
     let mut blob = Vec::with_capacity(512);
     let serial = fields.serial.unwrap_or(fallback_serial);
     encode_to_be_signed(&mut blob, subject, nonce, serial, fields, &ca_key)?;
+    if blob.len() + SIGNATURE_ROOM > MAX_CERTIFICATE_LEN {
+        return Err(Error::field(
+            Field::Certificate,
+            format!(
+                "{} bytes before the signature, over the {MAX_CERTIFICATE_LEN}-byte limit (sshd cannot receive it): fewer or shorter principals, options or extensions",
+                blob.len()
+            ),
+        ));
+    }
 
     let digest = ca.algorithm().digest(&blob);
     let signature = ca.sign_digest(&digest).await?;

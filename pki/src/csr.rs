@@ -213,6 +213,18 @@ impl CertificateSigningRequest {
             })?
             .key_data()
             .clone();
+        // `ssh-key` ignores bytes left over inside a length-prefixed string (an Ed25519
+        // key of 40 bytes reads as its first 32): demand that the key encodes back to
+        // exactly what was sent, so the certificate names the key the request carries.
+        if public_key.encode_vec().ok().as_deref() != Some(full_key.as_slice()) {
+            return Err(Error::field(
+                Field::SubjectKey,
+                format!(
+                    "publicKey is not a well-formed `{}` key: it has extra or malformed bytes",
+                    msg.public_key_type
+                ),
+            ));
+        }
         check_subject_key(&public_key)?;
 
         let request = Self {
@@ -353,12 +365,13 @@ mod strict {
     const VARINT: u8 = 0;
     const LEN: u8 = 2;
 
-    /// One field of a message: number, name, wire type, repeated?, nested message.
+    /// One field of a message: number, name, wire type, how many times it may appear
+    /// (1 for singular fields), nested message.
     pub(super) struct FieldSpec {
         number: u64,
         name: &'static str,
         wire: u8,
-        repeated: bool,
+        max: usize,
         nested: Option<&'static [FieldSpec]>,
     }
 
@@ -366,39 +379,45 @@ mod strict {
         number: u64,
         name: &'static str,
         wire: u8,
-        repeated: bool,
+        max: usize,
         nested: Option<&'static [FieldSpec]>,
     ) -> FieldSpec {
         FieldSpec {
             number,
             name,
             wire,
-            repeated,
+            max,
             nested,
         }
     }
 
+    const ONCE: usize = 1;
+    /// Repeated fields are counted during the walk, before anything is decoded: a
+    /// request with 100,000 options costs a refusal, not a decode, a check and a signature.
+    const PRINCIPALS: usize = crate::params::MAX_PRINCIPALS;
+    const OPTIONS: usize = crate::params::MAX_OPTIONS;
+
     const TYPED_VALUE: &[FieldSpec] = &[
-        f(1, "type", VARINT, false, None),
-        f(2, "value", LEN, false, None),
+        f(1, "type", VARINT, ONCE, None),
+        f(2, "value", LEN, ONCE, None),
     ];
     const NAMED_VALUE: &[FieldSpec] = &[
-        f(1, "name", LEN, false, None),
-        f(2, "value", LEN, false, None),
+        f(1, "name", LEN, ONCE, None),
+        f(2, "value", LEN, ONCE, None),
     ];
     pub(super) const CSR: &[FieldSpec] = &[
-        f(1, "type", VARINT, false, None),
-        f(2, "criticalOptions", LEN, true, Some(TYPED_VALUE)),
-        f(3, "extensions", LEN, true, Some(TYPED_VALUE)),
-        f(4, "keyId", LEN, false, None),
-        f(5, "serial", VARINT, false, None),
-        f(6, "principals", LEN, true, None),
-        f(7, "validAfter", VARINT, false, None),
-        f(8, "validBefore", VARINT, false, None),
-        f(9, "publicKeyType", LEN, false, None),
-        f(10, "publicKey", LEN, false, None),
-        f(11, "customCriticalOptions", LEN, true, Some(NAMED_VALUE)),
-        f(12, "customExtensions", LEN, true, Some(NAMED_VALUE)),
+        f(1, "type", VARINT, ONCE, None),
+        f(2, "criticalOptions", LEN, OPTIONS, Some(TYPED_VALUE)),
+        f(3, "extensions", LEN, OPTIONS, Some(TYPED_VALUE)),
+        f(4, "keyId", LEN, ONCE, None),
+        f(5, "serial", VARINT, ONCE, None),
+        f(6, "principals", LEN, PRINCIPALS, None),
+        f(7, "validAfter", VARINT, ONCE, None),
+        f(8, "validBefore", VARINT, ONCE, None),
+        f(9, "publicKeyType", LEN, ONCE, None),
+        f(10, "publicKey", LEN, ONCE, None),
+        f(11, "customCriticalOptions", LEN, OPTIONS, Some(NAMED_VALUE)),
+        f(12, "customExtensions", LEN, OPTIONS, Some(NAMED_VALUE)),
     ];
 
     fn varint(buf: &mut &[u8], at: &str) -> Result<u64> {
@@ -421,44 +440,51 @@ mod strict {
 
     /// Walks `bytes` as a message laid out as `spec`.
     pub(super) fn check(mut bytes: &[u8], spec: &[FieldSpec], path: &str) -> Result<()> {
-        let mut seen = Vec::new();
+        let mut counts = vec![0usize; spec.len()];
         while !bytes.is_empty() {
-            let offset_note = format!("{path} (at {} bytes from the end)", bytes.len());
-            let key = varint(&mut bytes, &offset_note)?;
+            let key = varint(&mut bytes, path)?;
             let number = key >> 3;
             #[allow(clippy::cast_possible_truncation)] // masked to three bits
             let wire = (key & 7) as u8;
-            let field = spec.iter().find(|s| s.number == number).ok_or_else(|| {
-                bad_request(format!("{path}: unknown field number {number} (wire type {wire}): trailing garbage or a newer format"))
-            })?;
-            let at = format!("{path}.{}", field.name);
+            let (index, field) = spec
+                .iter()
+                .enumerate()
+                .find(|(_, s)| s.number == number)
+                .ok_or_else(|| {
+                    bad_request(format!("{path}: unknown field number {number} (wire type {wire}): trailing garbage or a newer format"))
+                })?;
+            let at = || format!("{path}.{}", field.name);
             if wire != field.wire {
                 return Err(bad_request(format!(
-                    "{at}: wire type {wire}, expected {}",
+                    "{}: wire type {wire}, expected {}",
+                    at(),
                     field.wire
                 )));
             }
-            if !field.repeated {
-                if seen.contains(&number) {
-                    return Err(bad_request(format!("{at}: given twice")));
-                }
-                seen.push(number);
+            counts[index] += 1;
+            if counts[index] > field.max {
+                return Err(bad_request(if field.max == ONCE {
+                    format!("{}: given twice", at())
+                } else {
+                    format!("{}: more than {} entries", at(), field.max)
+                }));
             }
             match wire {
                 VARINT => {
-                    varint(&mut bytes, &at)?;
+                    varint(&mut bytes, &at())?;
                 }
                 _ => {
-                    let len = usize::try_from(varint(&mut bytes, &at)?).unwrap_or(usize::MAX);
+                    let len = usize::try_from(varint(&mut bytes, &at())?).unwrap_or(usize::MAX);
                     if len > bytes.len() {
                         return Err(bad_request(format!(
-                            "{at}: length {len} runs past the end ({} left)",
+                            "{}: length {len} runs past the end ({} left)",
+                            at(),
                             bytes.len()
                         )));
                     }
                     let (body, rest) = bytes.split_at(len);
                     if let Some(nested) = field.nested {
-                        check(body, nested, &at)?;
+                        check(body, nested, &at())?;
                     }
                     bytes = rest;
                 }

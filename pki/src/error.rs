@@ -133,6 +133,19 @@ pub enum VerifyFailure {
         /// Its name.
         name: String,
     },
+    /// A critical option OpenSSH knows, with a value it refuses (a `source-address` that
+    /// is not a CIDR list, for one).
+    BadCriticalOption {
+        /// Its name.
+        name: String,
+        /// Why the value is refused.
+        reason: String,
+    },
+    /// An encoding or a field sshd refuses although the signature verifies.
+    Malformed {
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 /// Why a signature (SSHSIG, message signature, PKCS#10 self-signature) was refused.
@@ -223,7 +236,11 @@ impl fmt::Display for VerifyFailure {
                 )
             }
             Self::PrincipalNotListed { principal } => {
-                write!(f, "principal `{principal}` is not in the certificate")
+                write!(
+                    f,
+                    "principal {} is not in the certificate",
+                    shown(principal)
+                )
             }
             Self::WrongType { expected, found } => {
                 write!(
@@ -234,8 +251,19 @@ impl fmt::Display for VerifyFailure {
             Self::UnknownCriticalOption { name } => {
                 write!(
                     f,
-                    "unknown critical option `{name}`: OpenSSH refuses the certificate"
+                    "unknown critical option {}: OpenSSH refuses the certificate",
+                    shown(name)
                 )
+            }
+            Self::BadCriticalOption { name, reason } => {
+                write!(
+                    f,
+                    "critical option {} is invalid ({reason}): OpenSSH refuses the certificate",
+                    shown(name)
+                )
+            }
+            Self::Malformed { detail } => {
+                write!(f, "malformed: {detail}; OpenSSH refuses the certificate")
             }
         }
     }

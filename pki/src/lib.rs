@@ -37,9 +37,9 @@ pub mod sshsig;
 pub mod x509;
 
 pub use certificate::{
-    Certificate, MIN_RSA_BITS, NONCE_LEN, VerifyOptions, cert_path_for, check_subject_key, issue,
-    issue_at, issue_with_nonce, parse_subject_key, pubkey_string, ssh_public_key, ssh_signature,
-    unix_now,
+    Certificate, MAX_CERTIFICATE_LEN, MIN_RSA_BITS, NONCE_LEN, VerifyOptions, cert_path_for,
+    check_subject_key, issue, issue_at, issue_with_nonce, parse_subject_key, pubkey_string,
+    ssh_public_key, ssh_signature, unix_now,
 };
 pub use csr::CertificateSigningRequest;
 pub use error::{Error, Field, Result, SignatureFailure, VerifyFailure};
@@ -50,7 +50,7 @@ pub use message::{
 pub use options::{CriticalOption, Extension};
 pub use params::{
     CertificateParameters, CertificateType, DEFAULT_BACKDATE, DEFAULT_VALIDITY, MAX_FIELD_LEN,
-    MAX_PRINCIPALS, ResolvedParameters,
+    MAX_OPTIONS, MAX_PRINCIPALS, ResolvedParameters,
 };
 pub use ssh_key;
 pub use sshsig::{

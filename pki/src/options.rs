@@ -294,18 +294,36 @@ fn validate_cidr_list(list: &str) -> Result<()> {
         };
         let max = if ip.is_ipv4() { 32 } else { 128 };
         if let Some(prefix) = prefix {
-            match prefix.parse::<u8>() {
-                Ok(bits) if bits <= max && !prefix.starts_with('+') => {}
+            let bits = match prefix.parse::<u8>() {
+                Ok(bits) if bits <= max && !prefix.starts_with('+') => bits,
                 _ => {
                     return bad(format!(
                         "source-address entry {}: prefix must be 0..={max}",
                         shown(entry)
                     ));
                 }
+            };
+            // sshd refuses a block whose address has bits set past the prefix
+            // ("Inconsistent mask length"), so the certificate would never work.
+            if host_bits_set(ip, bits) {
+                return bad(format!(
+                    "source-address entry {}: the address has bits set past /{bits} (sshd refuses it); write the network address",
+                    shown(entry)
+                ));
             }
         }
     }
     Ok(())
+}
+
+/// Whether `ip` has any bit set after its first `prefix` bits.
+fn host_bits_set(ip: IpAddr, prefix: u8) -> bool {
+    let (bits, width) = match ip {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+        IpAddr::V6(v6) => (u128::from(v6), 128),
+    };
+    let host_bits = width - u32::from(prefix);
+    host_bits > 0 && bits & (u128::MAX >> (128 - host_bits)) != 0
 }
 
 #[cfg(test)]
@@ -339,7 +357,13 @@ mod tests {
             CriticalOption::parse("force-command", "/bin/true").ok(),
             Some(CriticalOption::ForceCommand("/bin/true".into()))
         );
-        assert!(CriticalOption::parse("source-address", "10.0.0.0/8,::1,192.168.1.7/32").is_ok());
+        assert!(
+            CriticalOption::parse(
+                "source-address",
+                "10.0.0.0/8,::1,192.168.1.7/32,0.0.0.0/0,2001:db8::/32,::/0"
+            )
+            .is_ok()
+        );
         for (name, value) in [
             ("permit-pty", ""),
             ("force_command", "x"),
@@ -348,6 +372,8 @@ mod tests {
             ("source-address", "10.0.0.0/33"),
             ("source-address", "example.com"),
             ("source-address", "10.0.0.1,"),
+            ("source-address", "10.0.0.1/8"),
+            ("source-address", "2001:db8::1/64"),
             ("verify-required", "yes"),
         ] {
             let err = CriticalOption::parse(name, value).expect_err(name);

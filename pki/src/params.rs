@@ -10,8 +10,13 @@ use crate::options::{CriticalOption, Extension};
 /// The largest principal or key id accepted (OpenSSH has no such limit; nothing
 /// legitimate is near it, and it bounds what one request can cost).
 pub const MAX_FIELD_LEN: usize = 4096;
-/// The most principals one certificate may list (OpenSSH's own `SSHKEY_CERT_MAX_PRINCIPALS`).
+/// The most principals one certificate may list (OpenSSH's own `SSHKEY_CERT_MAX_PRINCIPALS`:
+/// sshd refuses a certificate with more).
 pub const MAX_PRINCIPALS: usize = 256;
+/// The most critical options, and separately the most extensions, one certificate may
+/// carry. OpenSSH sets no limit; OpenSSH itself defines three options and six extensions,
+/// and the cap bounds what one request can make the CA encode and sign.
+pub const MAX_OPTIONS: usize = 64;
 /// Validity when no end is given: one hour. Short-lived certificates are the point of
 /// an SSH CA; paramiko-cloud and `ssh-keygen -s` default to "forever", which is unsafe.
 pub const DEFAULT_VALIDITY: Duration = Duration::from_secs(3600);
@@ -81,8 +86,10 @@ pub struct CertificateParameters {
     valid_before: Option<u64>,
     valid_for: Option<Duration>,
     backdate: Option<Duration>,
-    critical_options: Vec<CriticalOption>,
-    extensions: Option<Vec<Extension>>,
+    // Keyed by name: a duplicate is found in O(log n), and the order is the one
+    // PROTOCOL.certkeys requires (sorted by name).
+    critical_options: BTreeMap<String, CriticalOption>,
+    extensions: Option<BTreeMap<String, Extension>>,
 }
 
 /// Every field of a certificate, decided (see [`CertificateParameters::resolve`]).
@@ -127,6 +134,26 @@ fn check_text(field: Field, what: &str, value: &str) -> Result<()> {
             format!("{what} {} contains a NUL byte", shown(value)),
         ));
     }
+    Ok(())
+}
+
+/// Adds `value` under `name` unless the name is taken or the map is full.
+fn insert_named<T>(
+    map: &mut BTreeMap<String, T>,
+    name: String,
+    value: T,
+    field: Field,
+) -> Result<()> {
+    if map.contains_key(&name) {
+        return Err(Error::field(field, format!("{} given twice", shown(&name))));
+    }
+    if map.len() == MAX_OPTIONS {
+        return Err(Error::field(
+            field,
+            format!("more than {MAX_OPTIONS} entries"),
+        ));
+    }
+    map.insert(name, value);
     Ok(())
 }
 
@@ -224,10 +251,18 @@ impl CertificateParameters {
     /// Sets the key id, the label sshd logs when the certificate is used.
     ///
     /// # Errors
-    /// Set twice, over [`MAX_FIELD_LEN`], or containing NUL.
+    /// Set twice, over [`MAX_FIELD_LEN`], or containing control characters: sshd writes
+    /// the key id into its log, and a newline there forges a log line (ssh-keygen accepts
+    /// them; kmssh refuses them, as it refuses them in principals).
     pub fn key_id(&mut self, key_id: impl Into<String>) -> Result<&mut Self> {
         let key_id = key_id.into();
         check_text(Field::KeyId, "key id", &key_id)?;
+        if key_id.chars().any(char::is_control) {
+            return Err(Error::field(
+                Field::KeyId,
+                format!("key id {} contains control characters", shown(&key_id)),
+            ));
+        }
         set_once(&mut self.key_id, key_id, Field::KeyId)?;
         Ok(self)
     }
@@ -298,7 +333,9 @@ impl CertificateParameters {
     /// Adds a critical option.
     ///
     /// # Errors
-    /// An invalid value, the same option twice, or any critical option on a host certificate.
+    /// An invalid value, the same option twice, more than [`MAX_OPTIONS`], or one of
+    /// OpenSSH's options on a host certificate (OpenSSH clients refuse host certificates
+    /// with critical options they do not know, and no OpenSSH option applies to hosts).
     pub fn critical_option(&mut self, option: CriticalOption) -> Result<&mut Self> {
         option.validate()?;
         if self.cert_type == CertificateType::Host
@@ -309,47 +346,37 @@ impl CertificateParameters {
                 format!("{} applies to user certificates only", option.name()),
             ));
         }
-        if self
-            .critical_options
-            .iter()
-            .any(|o| o.name() == option.name())
-        {
-            return Err(Error::field(
-                Field::CriticalOptions,
-                format!("{} given twice", option.name()),
-            ));
-        }
-        self.critical_options.push(option);
+        insert_named(
+            &mut self.critical_options,
+            option.name().to_owned(),
+            option,
+            Field::CriticalOptions,
+        )?;
         Ok(self)
     }
 
     /// Adds an extension; the first call replaces the default set with an explicit one.
+    /// OpenSSH's user permissions are accepted on host certificates too, as `ssh-keygen -h
+    /// -O permit-pty` and paramiko-cloud issue them: OpenSSH ignores them there.
     ///
     /// # Errors
-    /// A malformed custom name, the same extension twice, or an OpenSSH user permission on a
-    /// host certificate.
+    /// A malformed custom name or value, the same extension twice, or more than
+    /// [`MAX_OPTIONS`].
     pub fn extension(&mut self, extension: Extension) -> Result<&mut Self> {
         extension.validate()?;
-        if self.cert_type == CertificateType::Host && extension.is_standard() {
-            return Err(Error::field(
-                Field::Extensions,
-                format!("{} applies to user certificates only", extension.name()),
-            ));
-        }
-        let list = self.extensions.get_or_insert_with(Vec::new);
-        if list.iter().any(|e| e.name() == extension.name()) {
-            return Err(Error::field(
-                Field::Extensions,
-                format!("{} given twice", extension.name()),
-            ));
-        }
-        list.push(extension);
+        let list = self.extensions.get_or_insert_with(BTreeMap::new);
+        insert_named(
+            list,
+            extension.name().to_owned(),
+            extension,
+            Field::Extensions,
+        )?;
         Ok(self)
     }
 
     /// Issues the certificate with no extensions at all (ssh-keygen's `-O clear`).
     pub fn no_extensions(&mut self) -> &mut Self {
-        self.extensions.get_or_insert_with(Vec::new);
+        self.extensions.get_or_insert_with(BTreeMap::new);
         self
     }
 
@@ -393,7 +420,7 @@ impl CertificateParameters {
         let extensions = match (&self.extensions, self.cert_type) {
             (Some(list), _) => list
                 .iter()
-                .map(|e| (e.name().to_owned(), e.value().to_owned()))
+                .map(|(name, e)| (name.clone(), e.value().to_owned()))
                 .collect(),
             (None, CertificateType::User) => Extension::USER_DEFAULTS
                 .iter()
@@ -411,7 +438,7 @@ impl CertificateParameters {
             critical_options: self
                 .critical_options
                 .iter()
-                .map(|o| (o.name().to_owned(), o.value().to_owned()))
+                .map(|(name, o)| (name.clone(), o.value().to_owned()))
                 .collect(),
             extensions,
         })
@@ -477,11 +504,29 @@ mod tests {
             Some(Field::Principals)
         );
 
-        let mut h = CertificateParameters::host();
         assert_eq!(
-            field_of(h.extension(Extension::PermitPty)),
+            field_of(p.key_id("ops\nPrincipals: root")),
+            Some(Field::KeyId)
+        );
+        assert_eq!(field_of(p.key_id("\u{1b}[2J")), Some(Field::KeyId));
+
+        let mut wide = CertificateParameters::user();
+        for i in 0..MAX_OPTIONS {
+            wide.extension(Extension::Custom {
+                name: format!("x{i}@example.com"),
+                value: String::new(),
+            })
+            .expect("within the cap");
+        }
+        assert_eq!(
+            field_of(wide.extension(Extension::PermitPty)),
             Some(Field::Extensions)
         );
+
+        // ssh-keygen -h -O permit-pty issues it; OpenSSH ignores it on hosts.
+        let mut h = CertificateParameters::host();
+        h.extension(Extension::PermitPty)
+            .expect("user permissions are accepted on host certificates");
         assert_eq!(
             field_of(h.critical_option(CriticalOption::VerifyRequired)),
             Some(Field::CriticalOptions)

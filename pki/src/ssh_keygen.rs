@@ -89,6 +89,18 @@ pub fn apply_options(params: &mut CertificateParameters, options: &[String]) -> 
     };
     for option in options {
         let (name, value) = option.split_once('=').unwrap_or((option.as_str(), ""));
+        let is_flag = name == "clear"
+            || name == "no-touch-required"
+            || name.strip_prefix("no-").and_then(permission).is_some()
+            || name.strip_prefix("permit-").and_then(permission).is_some();
+        if is_flag && option.contains('=') {
+            // ssh-keygen ignores a value here; dropping what the operator wrote
+            // silently would hide a typo such as `-O permit-pty=no`.
+            return Err(Error::field(
+                Field::Extensions,
+                format!("-O {name} takes no value, got {}", shown(option)),
+            ));
+        }
         if option == "clear" {
             extensions.clear();
             touched = true;

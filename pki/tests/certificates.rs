@@ -214,6 +214,7 @@ async fn verification_catches_each_failure() {
             at: Some(NOW),
             principal: Some("alice".into()),
             cert_type: Some(CertificateType::User),
+            ..VerifyOptions::default()
         },
     )
     .expect("valid");

@@ -32,7 +32,7 @@ pub async fn verify(
         &VerifyOptions {
             at,
             principal,
-            cert_type: None,
+            ..VerifyOptions::default()
         },
     )?;
     write_output(
