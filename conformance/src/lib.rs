@@ -50,6 +50,7 @@ pub mod fixture;
 pub mod gcp;
 #[cfg(feature = "gcp")]
 pub mod gcp_emulator;
+pub mod hostile;
 pub mod http;
 #[cfg(feature = "local")]
 pub mod local;

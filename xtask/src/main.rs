@@ -76,8 +76,9 @@ fn conformance(backend: &str) -> Result<(), String> {
     };
     let mut targets = vec!["--test", backend];
     if backend == "local" {
-        // The registry test needs only the local backend; it runs with every feature here.
-        targets.extend(["--test", "registry"]);
+        // The registry and hostile-input suites need only the local backend; they run
+        // with every feature here.
+        targets.extend(["--test", "registry", "--test", "hostile"]);
     }
     run(
         &format!("conformance {backend} ({mode})"),
