@@ -594,6 +594,11 @@ async fn host_certificate_login(
     host_params
         .principals(["127.0.0.1", "localhost"])
         .expect("principals");
+    // paramiko-cloud puts every extension into host requests too, and ssh-keygen -h -O
+    // permit-pty writes one: the client must still accept the host.
+    for extension in Extension::USER_DEFAULTS {
+        host_params.extension(extension).expect("extension");
+    }
     let host_cert = write_certificate(key, &setup.host_key, &host_params).await;
     let user_cert = write_certificate(key, &setup.user_key, &setup.user_params()).await;
     let sshd = setup.sshd(key, Some(&host_cert));
