@@ -22,9 +22,7 @@ use crate::error::{Error, Field, Result, VerifyFailure};
 use crate::options::CriticalOption;
 use crate::params::{CertificateParameters, CertificateType, MAX_PRINCIPALS, ResolvedParameters};
 
-/// Smallest RSA subject key certified: 2048 bits (NIST SP 800-131A); OpenSSH itself
-/// still accepts 1024.
-pub const MIN_RSA_BITS: u32 = 2048;
+pub use crate::subject_key::{MIN_RSA_BITS, check_subject_key, parse_subject_key};
 
 /// Largest certificate issued, signature included: sshd cannot receive a bigger one (its
 /// packet limit is 256 KiB), and the size is checked before the CA key is asked to sign.
@@ -91,16 +89,14 @@ pub(crate) fn key_fields(blob: &[u8]) -> Option<&[u8]> {
     rest.get(len..)
 }
 
+/// `algorithm BASE64 comment`, the comment kept to inert characters
+/// ([`crate::sanitize_comment`]): it often comes from the requester's `.pub` file.
 fn openssh_line(algorithm: &str, blob: &[u8], comment: &str) -> String {
-    let comment: String = comment
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let comment = comment.trim();
+    let comment = crate::sanitize_comment(comment);
     let mut line = format!("{algorithm} {}", Base64::encode_string(blob));
     if !comment.is_empty() {
         line.push(' ');
-        line.push_str(comment);
+        line.push_str(&comment);
     }
     line
 }
@@ -115,47 +111,6 @@ pub fn cert_path_for(key_path: &Path) -> PathBuf {
         .unwrap_or_default();
     let stem = name.strip_suffix(".pub").unwrap_or(&name);
     key_path.with_file_name(format!("{stem}-cert.pub"))
-}
-
-/// Checks a subject key can be certified: every OpenSSH key type except DSA (removed
-/// from OpenSSH), certificates, unknown types, and RSA under [`MIN_RSA_BITS`].
-///
-/// # Errors
-/// [`Error::UnsupportedKey`] naming the subject key.
-pub fn check_subject_key(subject: &KeyData) -> Result<()> {
-    let refuse = |detail: String| Error::UnsupportedKey {
-        field: Field::SubjectKey,
-        algorithm: subject.algorithm().as_str().to_owned(),
-        detail,
-    };
-    match subject {
-        KeyData::Ecdsa(_)
-        | KeyData::Ed25519(_)
-        | KeyData::SkEcdsaSha2NistP256(_)
-        | KeyData::SkEd25519(_) => Ok(()),
-        KeyData::Rsa(rsa) if rsa.key_size() >= MIN_RSA_BITS => Ok(()),
-        KeyData::Rsa(rsa) => Err(refuse(format!(
-            ": {} bits, at least {MIN_RSA_BITS} required",
-            rsa.key_size()
-        ))),
-        KeyData::Dsa(_) => Err(refuse(": DSA was removed from OpenSSH".into())),
-        KeyData::Certificate(_) => Err(refuse(
-            ": a certificate cannot be certified; give the plain public key".into(),
-        )),
-        _ => Err(refuse(String::new())),
-    }
-}
-
-/// Parses a subject public key line (`ssh-ed25519 AAAA… comment`) and checks it.
-///
-/// # Errors
-/// [`Error::InvalidField`] for unparsable or truncated keys, [`Error::UnsupportedKey`] as
-/// [`check_subject_key`].
-pub fn parse_subject_key(line: &str) -> Result<KeyData> {
-    let key = ssh_key::PublicKey::from_openssh(line.trim())
-        .map_err(|e| Error::field(Field::SubjectKey, format!("not an OpenSSH public key: {e}")))?;
-    check_subject_key(key.key_data())?;
-    Ok(key.key_data().clone())
 }
 
 /// An issued (or parsed) OpenSSH certificate, with its encoded bytes exactly as issued
@@ -200,12 +155,19 @@ impl Certificate {
     }
 
     /// Parses a `*-cert.pub` line: `<type>-cert-v01@openssh.com BASE64 [comment]`, the
-    /// type word matching the certificate inside.
+    /// type word matching the certificate inside; surrounding whitespace is ignored, a
+    /// second line is refused.
     ///
     /// # Errors
     /// [`Error::InvalidField`] naming the certificate.
     pub fn from_openssh(line: &str) -> Result<Self> {
         let bad = |reason: String| Error::field(Field::Certificate, reason);
+        let line = line.trim();
+        if line.contains(['\n', '\r']) {
+            return Err(bad(
+                "more than one line: a certificate file holds one certificate".into(),
+            ));
+        }
         let mut words = line.split_ascii_whitespace();
         let (Some(algorithm), Some(base64)) = (words.next(), words.next()) else {
             return Err(bad(
@@ -243,8 +205,10 @@ impl Certificate {
         self.inner.cert_type().into()
     }
 
-    /// The `*-cert.pub` line: `<type>-cert-v01@openssh.com BASE64 comment`. Control
-    /// characters in the comment become spaces so the line stays one line.
+    /// The `*-cert.pub` line: `<type>-cert-v01@openssh.com BASE64 comment`. The comment
+    /// (often the submitter's `.pub` comment) is kept to inert characters: anything but
+    /// letters, digits, space and `@ . _ - + : / = ,` becomes `_`
+    /// ([`crate::sanitize_comment`]), so the line stays one line and carries no shell.
     #[must_use]
     pub fn cert_string(&self, comment: &str) -> String {
         openssh_line(

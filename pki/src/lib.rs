@@ -27,12 +27,15 @@
 pub mod batch;
 mod certificate;
 pub mod csr;
+mod display;
 mod error;
 pub mod message;
 mod options;
 mod params;
 pub mod ssh_keygen;
 pub mod sshsig;
+pub mod subject_key;
+mod trusted;
 #[cfg(feature = "x509")]
 pub mod x509;
 
@@ -42,6 +45,7 @@ pub use certificate::{
     ssh_public_key, ssh_signature, unix_now,
 };
 pub use csr::CertificateSigningRequest;
+pub use display::{escape_for_display, sanitize_comment};
 pub use error::{Error, Field, Result, SignatureFailure, VerifyFailure};
 pub use message::{
     MessageSignature, digest_reader, sign_message, sign_message_digest, verify_message,
@@ -57,6 +61,7 @@ pub use sshsig::{
     SshSig, parse_sshsig, sha512_reader, sign_sshsig, sign_sshsig_digest, sign_sshsig_pem,
     sshsig_to_pem, verify_sshsig, verify_sshsig_digest,
 };
+pub use trusted::{MAX_TRUSTED_CA_KEYS, parse_trusted_ca_keys, verify_with_trusted_cas};
 /// Re-exported with the `x509` feature: the certificate and request types [`x509`]'s API
 /// takes and returns.
 #[cfg(feature = "x509")]

@@ -52,8 +52,12 @@ fn csr(key_type: &str, key_fields: &[u8], extra: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An Ed25519 key string: the curve's base point (a valid key), then `key_len - 32`
+/// extra bytes.
 fn ed25519_fields(key_len: usize) -> Vec<u8> {
-    let key: Vec<u8> = (1..=u8::try_from(key_len).expect("small")).collect();
+    let mut key = vec![0x66; 32];
+    key[0] = 0x58;
+    key.extend((1..=u8::try_from(key_len - 32).expect("small")).collect::<Vec<u8>>());
     let mut fields = Vec::new();
     ssh_string(&key, &mut fields);
     fields
@@ -66,7 +70,7 @@ fn a_csr_key_with_extra_bytes_is_refused_not_cut() {
     let KeyData::Ed25519(key) = &good.public_key else {
         panic!("an Ed25519 key");
     };
-    assert_eq!(key.0[0], 1);
+    assert_eq!(key.0[0], 0x58);
 
     // 40 bytes used to be read as their first 32: the certificate would name another key.
     let long = CertificateSigningRequest::from_proto(&csr("ssh-ed25519", &ed25519_fields(40), &[]));
@@ -361,6 +365,7 @@ fn a_cert_line_must_name_the_certificate_inside() {
     let cert = b.sign(&ca).expect("signed");
     let line = cert.to_openssh().expect("line");
     Certificate::from_openssh(&line).expect("as written");
+    assert!(Certificate::from_openssh(&format!("{line}\n{line}\n")).is_err());
     let renamed = line.replacen(
         "ecdsa-sha2-nistp256-cert-v01@openssh.com",
         "ssh-ed25519-cert-v01@openssh.com",

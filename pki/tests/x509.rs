@@ -14,6 +14,10 @@ use kmssh_pki::x509::{
 };
 use kmssh_pki::x509_cert::Certificate;
 use kmssh_pki::x509_cert::der::asn1::BitString;
+use kmssh_pki::x509_cert::der::{Any, Encode as _};
+use kmssh_pki::x509_cert::spki::{
+    AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned,
+};
 use kmssh_pki::{Error, Field, SignatureFailure};
 
 fn key(algorithm: Algorithm) -> LocalKey {
@@ -457,4 +461,370 @@ async fn a_bare_public_key_with_only_alt_names_gets_an_empty_subject_and_a_criti
         "{text}"
     );
     assert!(text.contains("DNS:api.example.com"), "{text}");
+}
+
+// ---- subject keys and names kmssh refuses (issue 12, item 8) ---------------------------
+
+/// `openssl req -new` for `subject` with a fresh key, the request's PEM.
+fn openssl_csr_for(dir: &Path, name: &str, subject: &str, newkey: &[&str]) -> Vec<u8> {
+    let csr = dir.join(format!("{name}.csr"));
+    run(Command::new("openssl")
+        .args(["req", "-new", "-nodes", "-subj", subject])
+        .args(newkey)
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(&csr));
+    std::fs::read(csr).expect("read CSR")
+}
+
+/// `openssl genpkey …`, then its public key as PEM (what `x509 --public-key` reads).
+fn openssl_public_key(dir: &Path, name: &str, genpkey: &[&str]) -> Vec<u8> {
+    let key = dir.join(format!("{name}.key"));
+    run(Command::new("openssl")
+        .arg("genpkey")
+        .args(genpkey)
+        .arg("-out")
+        .arg(&key));
+    run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key))
+    .stdout
+}
+
+/// Whether OpenSSL's public-key check (`openssl pkey -pubin -pubcheck`) passes a DER key.
+fn openssl_pubcheck(dir: &Path, spki: &SubjectPublicKeyInfoOwned) -> bool {
+    let path = write(dir, "judged.der", &spki.to_der().expect("DER"));
+    Command::new("openssl")
+        .args([
+            "pkey",
+            "-pubin",
+            "-inform",
+            "DER",
+            "-pubcheck",
+            "-noout",
+            "-in",
+        ])
+        .arg(path)
+        .output()
+        .expect("openssl runs")
+        .status
+        .success()
+}
+
+/// A leaf for `key` under a CA of `ca_key`, issued through a key that fails if asked to
+/// sign: the refusal it returns shows nothing was signed.
+async fn leaf_refused(ca_key: &LocalKey, key: LeafKey, subject: Option<&str>) -> Error {
+    let never_signs = ThrottledKey {
+        uri: KeyUri::parse("local:ephemeral").expect("uri"),
+        public_key: ca_key.public_key().clone(),
+    };
+    let mut request = LeafRequest::new(ca_for(ca_key).await, key);
+    request.subject = subject.map(str::to_owned);
+    let err = issue_leaf(&never_signs, &request)
+        .await
+        .expect_err("refused");
+    assert_ne!(err.kind(), ErrorKind::Throttled, "refused before signing");
+    assert!(!err.to_string().contains('\n'), "one line: {err}");
+    err
+}
+
+fn assert_unsupported_key(err: &Error, rule: &str) {
+    assert!(
+        matches!(
+            err,
+            Error::UnsupportedKey {
+                field: Field::SubjectKey,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains(rule), "{err} should say {rule:?}");
+}
+
+fn assert_invalid(err: &Error, field: Field, rule: &str) {
+    assert!(
+        matches!(err, Error::InvalidField { field: f, .. } if *f == field),
+        "{err}"
+    );
+    assert!(err.to_string().contains(rule), "{err} should say {rule:?}");
+}
+
+/// The SubjectPublicKeyInfo of an RSA key with this modulus and exponent.
+fn rsa_spki(modulus: &[u8], exponent: &[u8]) -> SubjectPublicKeyInfoOwned {
+    use rsa::pkcs1::der::Encode as _;
+    use rsa::pkcs1::der::asn1::UintRef;
+    let key = rsa::pkcs1::RsaPublicKeyRef {
+        modulus: UintRef::new(modulus).expect("n"),
+        public_exponent: UintRef::new(exponent).expect("e"),
+    }
+    .to_der()
+    .expect("RSAPublicKey");
+    SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"),
+            parameters: Some(Any::null()),
+        },
+        subject_public_key: BitString::from_bytes(&key).expect("bits"),
+    }
+}
+
+#[tokio::test]
+async fn small_rsa_and_unknown_algorithms_get_no_leaf() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_key = key(Algorithm::EcdsaP256Sha256);
+
+    // openssl makes and signs an RSA-1024 request; its signature is fine, its key is not.
+    let csr = parse_certification_request(&openssl_csr(
+        dir.path(),
+        "rsa1024",
+        &["-newkey", "rsa:1024"],
+    ))
+    .expect("CSR");
+    kmssh_pki::x509::verify_certification_request(&csr).expect("a well-signed request");
+    let err = leaf_refused(&ca_key, LeafKey::Request(csr), None).await;
+    assert_unsupported_key(&err, "1024-bit modulus, at least 2048 bits required");
+
+    // Bare public keys: sizes are counted in bits, so 2041 bits is not 2048.
+    for bits in [512, 2041] {
+        let pem = openssl_public_key(
+            dir.path(),
+            &format!("rsa{bits}"),
+            &[
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                &format!("rsa_keygen_bits:{bits}"),
+            ],
+        );
+        let spki = parse_public_key(&pem).expect("SPKI");
+        let err = leaf_refused(&ca_key, LeafKey::PublicKey(spki), Some("CN=leaf")).await;
+        assert_unsupported_key(
+            &err,
+            &format!("{bits}-bit modulus, at least 2048 bits required"),
+        );
+    }
+
+    // Algorithms kmssh cannot judge are refused, not certified as given.
+    for (name, genpkey, rule) in [
+        ("ed448", &["-algorithm", "ed448"][..], "1.3.101.113"),
+        ("x25519", &["-algorithm", "x25519"][..], "1.3.101.110"),
+        (
+            "k256",
+            &[
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:secp256k1",
+            ][..],
+            "secp256k1",
+        ),
+    ] {
+        let spki = parse_public_key(&openssl_public_key(dir.path(), name, genpkey)).expect("SPKI");
+        let err = leaf_refused(&ca_key, LeafKey::PublicKey(spki), Some("CN=leaf")).await;
+        assert_unsupported_key(&err, rule);
+    }
+}
+
+#[tokio::test]
+async fn invalid_ec_ed25519_and_rsa_subject_keys_get_no_leaf() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_key = key(Algorithm::EcdsaP256Sha256);
+    let refused = |spki: SubjectPublicKeyInfoOwned| {
+        let ca_key = &ca_key;
+        async move { leaf_refused(ca_key, LeafKey::PublicKey(spki), Some("CN=leaf")).await }
+    };
+
+    // EC: a compressed point (OpenSSL reads it, OpenSSH and many TLS stacks do not) and a
+    // point off the curve (OpenSSL cannot even load it).
+    let ec_key = dir.path().join("p256.key");
+    run(Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&ec_key));
+    let compressed = run(Command::new("openssl")
+        .args(["ec", "-pubout", "-conv_form", "compressed", "-in"])
+        .arg(&ec_key))
+    .stdout;
+    let err = refused(parse_public_key(&compressed).expect("SPKI")).await;
+    assert_invalid(&err, Field::SubjectKey, "is a compressed P-256 point");
+    let good = parse_public_key(
+        &run(Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&ec_key))
+        .stdout,
+    )
+    .expect("SPKI");
+    assert!(openssl_pubcheck(dir.path(), &good));
+    let mut point = good.subject_public_key.raw_bytes().to_vec();
+    *point.last_mut().expect("y") ^= 1;
+    let off_curve = SubjectPublicKeyInfoOwned {
+        algorithm: good.algorithm.clone(),
+        subject_public_key: BitString::from_bytes(&point).expect("bits"),
+    };
+    assert!(!openssl_pubcheck(dir.path(), &off_curve));
+    let err = refused(off_curve).await;
+    assert_invalid(&err, Field::SubjectKey, "is not a point on the P-256 curve");
+
+    // Ed25519: the all-zero key, a small-order point anyone can forge signatures for.
+    let mut zero = hex_der("302a300506032b6570032100");
+    zero.extend_from_slice(&[0; 32]);
+    let err = refused(parse_public_key(&zero).expect("SPKI")).await;
+    assert_invalid(&err, Field::SubjectKey, "is a small-order (weak) point");
+    let ed25519 = parse_public_key(&openssl_public_key(
+        dir.path(),
+        "ed",
+        &["-algorithm", "ed25519"],
+    ))
+    .expect("SPKI");
+    let mut request = LeafRequest::new(ca_for(&ca_key).await, LeafKey::PublicKey(ed25519));
+    request.subject = Some("CN=ed25519 leaf".into());
+    issue_leaf(&ca_key, &request)
+        .await
+        .expect("a sound Ed25519 key is certified");
+
+    // RSA, judged by OpenSSL's public-key check: exponent 1, an even exponent, an even
+    // modulus, a modulus with a small factor.
+    let rsa = parse_public_key(&openssl_public_key(
+        dir.path(),
+        "rsa",
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    ))
+    .expect("SPKI");
+    assert!(openssl_pubcheck(dir.path(), &rsa));
+    let n = {
+        use rsa::pkcs1::der::Decode as _;
+        let parts = rsa::pkcs1::RsaPublicKeyRef::from_der(rsa.subject_public_key.raw_bytes())
+            .expect("PKCS#1");
+        parts.modulus.as_bytes().to_vec()
+    };
+    let mut even = n.clone();
+    *even.last_mut().expect("n") &= 0xfe;
+    // n − (n mod 3), 3 more off if that is even: odd and divisible by 3.
+    let rem = n.iter().fold(0u32, |r, &b| (r * 256 + u32::from(b)) % 3);
+    let mut by_three = n.clone();
+    let mut borrow = if rem == 1 { 4 } else { rem };
+    for byte in by_three.iter_mut().rev() {
+        let value = i64::from(*byte) - i64::from(borrow);
+        *byte = u8::try_from(value.rem_euclid(256)).expect("byte");
+        borrow = u32::from(value < 0);
+    }
+    for (spki, rule) in [
+        (
+            rsa_spki(&n, &[1]),
+            "has public exponent 1: it must be odd and greater than 1",
+        ),
+        (rsa_spki(&n, &[1, 0, 0]), "even: it must be odd"),
+        (rsa_spki(&even, &[1, 0, 1]), "has an even modulus"),
+        (
+            rsa_spki(&by_three, &[1, 0, 1]),
+            "has a modulus divisible by 3",
+        ),
+    ] {
+        assert!(
+            !openssl_pubcheck(dir.path(), &spki),
+            "OpenSSL also refuses: {rule}"
+        );
+        let err = refused(spki).await;
+        assert_invalid(&err, Field::SubjectKey, rule);
+    }
+}
+
+fn hex_der(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[tokio::test]
+async fn names_must_be_valid_strings_without_control_characters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = key(Algorithm::EcdsaP256Sha256);
+    let never_signs = ThrottledKey {
+        uri: KeyUri::parse("local:ephemeral").expect("uri"),
+        public_key: key.public_key().clone(),
+    };
+    for (subject, rule) in [
+        // `\FF` is one raw byte: a UTF8String OpenSSL cannot load.
+        ("CN=\\FF", "CN value is not valid UTF-8"),
+        ("CN=\\C3\\28 CA", "CN value is not valid UTF-8"),
+        (
+            "CN=bell\u{7}",
+            "CN value contains the control character U+0007",
+        ),
+        (
+            "CN=ok,O=x\u{1b}[31m",
+            "O value contains the control character U+001B",
+        ),
+        ("CN=line\nbreak", "U+000A"),
+        ("CN=del\u{7f}", "U+007F"),
+        ("CN=c1\u{85}", "U+0085"),
+        ("CN=#0403616263", "CN value has type OCTET STRING"),
+        ("CN=ok,O=", "O value is empty"),
+        (
+            "C=D!",
+            "C value is a PrintableString with characters outside its set",
+        ),
+        ("CN=ok,emailAddress=\u{e9}@example.com", "IA5String"),
+    ] {
+        let err = issue_ca(&never_signs, &CaRequest::new(subject))
+            .await
+            .expect_err(subject);
+        assert_invalid(&err, Field::SubjectName, rule);
+        assert!(!err.to_string().contains('\n'), "one line: {err}");
+    }
+
+    // UTF-8 that is valid is written, and OpenSSL reads it back.
+    let ca = issue_ca(&key, &CaRequest::new("CN=Z\u{fc}rich CA,O=Example"))
+        .await
+        .expect("CA");
+    let ca_path = write(
+        dir.path(),
+        "ca.pem",
+        certificate_to_pem(&ca).expect("PEM").as_bytes(),
+    );
+    let out = run(Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-nameopt", "utf8", "-in"])
+        .arg(&ca_path));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("CN=Z\u{fc}rich CA"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A leaf's name: given, or kept from a request whose sender put control characters in
+    // it (openssl writes them as asked).
+    let spki = parse_public_key(key.public_key().to_pem().expect("PEM").as_bytes()).expect("SPKI");
+    let err = leaf_refused(
+        &key,
+        LeafKey::PublicKey(spki),
+        Some("CN=x\u{1b}]0;title\u{7}"),
+    )
+    .await;
+    assert_invalid(&err, Field::SubjectName, "U+001B");
+    let csr = parse_certification_request(&openssl_csr_for(
+        dir.path(),
+        "bell",
+        "/CN=a\u{7}b",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    ))
+    .expect("CSR");
+    let err = leaf_refused(&key, LeafKey::Request(csr.clone()), None).await;
+    assert_invalid(
+        &err,
+        Field::SubjectName,
+        "CN value contains the control character U+0007",
+    );
+    // Named anew, the same request is certified.
+    let mut request = LeafRequest::new(ca_for(&key).await, LeafKey::Request(csr));
+    request.subject = Some("CN=bell".into());
+    issue_leaf(&key, &request).await.expect("renamed leaf");
 }

@@ -99,7 +99,9 @@ impl BuilderProfile for SelfSignedCa {
 /// Issues a self-signed CA certificate for the key, signed by it.
 ///
 /// # Errors
-/// [`Error::InvalidField`] naming [`Field::SubjectName`] (unparsable or empty),
+/// [`Error::InvalidField`] naming [`Field::SubjectName`] (unparsable, empty, or with a
+/// value that is not a valid UTF8String, PrintableString or IA5String or that holds a
+/// control character: `CN=\FF` would write invalid UTF-8 that OpenSSL cannot load),
 /// [`Field::Serial`] or [`Field::Validity`] before anything is sent to the key;
 /// [`Error::Signing`] when the key fails (its kind kept).
 pub async fn issue_ca(key: &dyn KmsKey, request: &CaRequest) -> Result<Certificate> {

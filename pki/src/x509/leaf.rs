@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use const_oid::db::{rfc5280, rfc5912, rfc8410};
-use kmssh_core::{EcPublicKey, ErrorKind, KmsKey};
+use kmssh_core::{Algorithm, EcPublicKey, KmsKey};
 use x509_cert::Certificate;
 use x509_cert::builder::CertificateBuilder;
 use x509_cert::builder::profile::BuilderProfile;
@@ -21,11 +21,11 @@ use x509_cert::request::CertReq;
 use x509_cert::spki::{ObjectIdentifier, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 
 use super::{
-    DEFAULT_LEAF_DAYS, build_error, key_spki, parse_name, serial_number, sign, validity,
-    verify_certification_request,
+    DEFAULT_LEAF_DAYS, build_error, check_name, key_spki, parse_name, serial_number, sign,
+    validity, verify_certification_request,
 };
-use crate::certificate::MIN_RSA_BITS;
 use crate::error::{Error, Field, Result};
+use crate::subject_key::{check_ec_point, check_ed25519, check_rsa};
 
 /// Where a leaf's public key (and, for a request, its default subject) comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,46 +193,68 @@ pub fn check_issuer(ca: &Certificate, key: &EcPublicKey) -> Result<()> {
     Ok(())
 }
 
-/// Checks a subject key kmssh knows how to read: an EC point on its curve, an Ed25519
-/// key, an RSA key of at least [`MIN_RSA_BITS`]. Other algorithms are certified as given.
+/// Checks a subject key by the rules of [`crate::subject_key`]: an uncompressed EC point
+/// on P-256, P-384 or P-521 that OpenSSH would accept, an Ed25519 key that decodes
+/// canonically and is not of small order, an RSA key of 2048 to 16384 bits with a sound
+/// modulus and exponent. Any other algorithm is refused: kmssh cannot tell whether such a
+/// key is usable.
 fn check_subject_key(spki: &SubjectPublicKeyInfoOwned) -> Result<()> {
-    let der = spki
-        .to_der()
-        .map_err(|e| Error::field(Field::SubjectKey, format!("cannot encode: {e}")))?;
     let oid = spki.algorithm.oid;
-    if oid == rfc5912::ID_EC_PUBLIC_KEY {
-        // A point off its curve would make a certificate nobody can use.
-        EcPublicKey::from_public_key_der(&der).map_err(|e| {
-            if e.kind() == ErrorKind::UnsupportedAlgorithm {
-                Error::UnsupportedKey {
-                    field: Field::SubjectKey,
-                    algorithm: "EC".into(),
-                    detail: format!(": {e}"),
-                }
-            } else {
-                Error::field(Field::SubjectKey, e.to_string())
-            }
+    let key = || {
+        spki.subject_public_key.as_bytes().ok_or_else(|| {
+            Error::field(
+                Field::SubjectKey,
+                "the key BIT STRING is not a whole number of bytes",
+            )
+        })
+    };
+    let (algorithm, refused) = if oid == rfc5912::ID_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .map(|parameters| parameters.decode_as::<ObjectIdentifier>())
+            .and_then(std::result::Result::ok)
+            .ok_or_else(|| {
+                Error::field(
+                    Field::SubjectKey,
+                    "EC key without a named curve (RFC 5480 namedCurve)",
+                )
+            })?;
+        let curve = Algorithm::from_curve_oid(&curve).map_err(|e| Error::UnsupportedKey {
+            field: Field::SubjectKey,
+            algorithm: "EC".into(),
+            detail: format!(": {e}"),
         })?;
+        (
+            format!("EC {}", curve.curve_name()),
+            check_ec_point(curve, key()?),
+        )
     } else if oid == rfc8410::ID_ED_25519 {
-        use ed25519_dalek::pkcs8::DecodePublicKey as _;
-        ed25519_dalek::VerifyingKey::from_public_key_der(&der).map_err(|e| {
-            Error::field(Field::SubjectKey, format!("not an Ed25519 public key: {e}"))
-        })?;
+        ("Ed25519".to_owned(), check_ed25519(key()?))
     } else if oid == rfc5912::RSA_ENCRYPTION {
-        use rsa::pkcs8::DecodePublicKey as _;
-        use rsa::traits::PublicKeyParts as _;
-        let key = rsa::PublicKey::from_public_key_der(&der)
-            .map_err(|e| Error::field(Field::SubjectKey, format!("not an RSA public key: {e}")))?;
-        let bits = key.n().bit_width();
-        if bits < MIN_RSA_BITS {
-            return Err(Error::UnsupportedKey {
-                field: Field::SubjectKey,
-                algorithm: "RSA".into(),
-                detail: format!(": {bits} bits, at least {MIN_RSA_BITS} required"),
-            });
-        }
-    }
-    Ok(())
+        use rsa::pkcs1::der::Decode as _;
+        let rsa = rsa::pkcs1::RsaPublicKeyRef::from_der(key()?).map_err(|e| {
+            Error::field(
+                Field::SubjectKey,
+                format!("not an RSA public key (PKCS#1 RSAPublicKey): {e}"),
+            )
+        })?;
+        (
+            "RSA".to_owned(),
+            check_rsa(rsa.modulus.as_bytes(), rsa.public_exponent.as_bytes()),
+        )
+    } else {
+        let name = const_oid::db::DB
+            .by_oid(&oid)
+            .map_or_else(|| oid.to_string(), |name| format!("{name} ({oid})"));
+        return Err(Error::UnsupportedKey {
+            field: Field::SubjectKey,
+            algorithm: name,
+            detail: ": kmssh certifies EC (P-256, P-384, P-521), Ed25519 and RSA keys".into(),
+        });
+    };
+    refused.map_err(|refusal| refusal.into_error(Field::SubjectKey, &algorithm))
 }
 
 /// The subjectAltName entries: DNS names (ASCII, 1 to 253 bytes, labels of 1 to 63
@@ -266,32 +288,44 @@ fn alt_names(dns_names: &[String], ip_addresses: &[IpAddr]) -> Result<Vec<Genera
 /// Issues a leaf certificate under `request.ca_certificate`, signed by the key.
 ///
 /// Everything is checked before anything is sent to the key: the CA certificate is for
-/// this key and a CA ([`check_issuer`]), a request's self-signature verifies, the subject
-/// key is sound, names parse, and the leaf does not outlive the CA certificate.
+/// this key and a CA ([`check_issuer`]), the subject key passes the rules of
+/// [`crate::subject_key`] (a valid EC point or Ed25519 key, an RSA key of at least
+/// [`MIN_RSA_BITS`](crate::subject_key::MIN_RSA_BITS) bits; other algorithms are
+/// refused), a request's self-signature verifies, the subject and issuer names hold only
+/// valid strings without control characters, DNS names are well formed, and the leaf
+/// does not outlive the CA certificate.
 ///
 /// # Errors
 /// [`Error::KeyMismatch`] naming [`Field::CaCertificate`] as [`check_issuer`];
 /// [`Error::SignatureRejected`] naming [`Field::CertificationRequest`] for a request
 /// whose signature does not verify; [`Error::UnsupportedKey`] for a request signed with
-/// an algorithm kmssh cannot check or a subject key it refuses; [`Error::InvalidField`]
-/// naming [`Field::SubjectName`], [`Field::DnsName`], [`Field::SubjectKey`],
-/// [`Field::Validity`] or [`Field::Serial`]; [`Error::Signing`] when the key fails.
+/// an algorithm kmssh cannot check, or naming [`Field::SubjectKey`] for a key algorithm
+/// or RSA size it does not certify; [`Error::InvalidField`] naming [`Field::SubjectKey`]
+/// for an invalid key, [`Field::SubjectName`] (or [`Field::CaCertificate`] for the
+/// issuer's name), [`Field::DnsName`], [`Field::Validity`] or [`Field::Serial`];
+/// [`Error::Signing`] when the key fails.
 pub async fn issue_leaf(key: &dyn KmsKey, request: &LeafRequest) -> Result<Certificate> {
     let ca = &request.ca_certificate;
     check_issuer(ca, key.public_key())?;
     let (requested_subject, spki) = match &request.key {
-        LeafKey::Request(csr) => {
-            verify_certification_request(csr)?;
-            (Some(&csr.info.subject), &csr.info.public_key)
-        }
+        LeafKey::Request(csr) => (Some(&csr.info.subject), &csr.info.public_key),
         LeafKey::PublicKey(spki) => (None, spki),
     };
+    // The key's rules first: a refused key is named as such, whatever its request says.
     check_subject_key(spki)?;
+    if let LeafKey::Request(csr) = &request.key {
+        verify_certification_request(csr)?;
+    }
     let subject = match (&request.subject, requested_subject) {
         (Some(text), _) => parse_name(text)?,
-        (None, Some(name)) => name.clone(),
+        (None, Some(name)) => {
+            check_name(name, Field::SubjectName)?;
+            name.clone()
+        }
         (None, None) => Name::default(),
     };
+    let issuer = ca.tbs_certificate().subject();
+    check_name(issuer, Field::CaCertificate)?;
     let alt_names = alt_names(&request.dns_names, &request.ip_addresses)?;
     if subject.is_empty() && alt_names.is_empty() {
         return Err(Error::field(
@@ -319,7 +353,7 @@ pub async fn issue_leaf(key: &dyn KmsKey, request: &LeafRequest) -> Result<Certi
     }
     let builder = CertificateBuilder::new(
         Leaf {
-            issuer: ca.tbs_certificate().subject().clone(),
+            issuer: issuer.clone(),
             subject,
             alt_names,
             extended_usages,

@@ -114,14 +114,62 @@ where
     decoded.map_err(|reason| Error::field(field, reason))
 }
 
-/// Parses an RFC 4514 name (`CN=Example CA,O=Example`).
+/// Parses an RFC 4514 name (`CN=Example CA,O=Example`) and checks it ([`check_name`]).
 pub(crate) fn parse_name(text: &str) -> Result<Name> {
-    Name::from_str(text).map_err(|e| {
+    let name = Name::from_str(text).map_err(|e| {
         Error::field(
             Field::SubjectName,
             format!("{text:?} is not an RFC 4514 name: {e}"),
         )
-    })
+    })?;
+    check_name(&name, Field::SubjectName)?;
+    Ok(name)
+}
+
+/// Checks every attribute of a name is a string OpenSSL and other readers accept and
+/// display safely: a non-empty UTF8String (valid UTF-8), PrintableString or IA5String
+/// (of their character sets), with no control character. RFC 4514 text can encode
+/// anything (`CN=\FF` is a byte, `CN=#04…` any DER value), and a request's subject is
+/// whatever its sender wrote; an error names `field`.
+pub(crate) fn check_name(name: &Name, field: Field) -> Result<()> {
+    use x509_cert::der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
+    use x509_cert::der::{Tag, Tagged as _};
+    for attribute in name.iter() {
+        let label = const_oid::db::DB
+            .find_names_for_oid(attribute.oid)
+            .min_by_key(|name| name.len())
+            .map_or_else(|| attribute.oid.to_string(), str::to_uppercase);
+        let refuse = |why: String| Error::field(field, format!("{label} value {why}"));
+        let value = &attribute.value;
+        let text = match value.tag() {
+            Tag::Utf8String => Utf8StringRef::try_from(value)
+                .map(|s| s.as_str())
+                .map_err(|_| refuse("is not valid UTF-8".into()))?,
+            Tag::PrintableString => PrintableStringRef::try_from(value)
+                .map(|s| s.as_str())
+                .map_err(|_| {
+                    refuse("is a PrintableString with characters outside its set".into())
+                })?,
+            Tag::Ia5String => Ia5StringRef::try_from(value)
+                .map(|s| s.as_str())
+                .map_err(|_| refuse("is an IA5String with bytes outside ASCII".into()))?,
+            tag => {
+                return Err(refuse(format!(
+                    "has type {tag}; only UTF8String, PrintableString and IA5String are written"
+                )));
+            }
+        };
+        if text.is_empty() {
+            return Err(refuse("is empty".into()));
+        }
+        if let Some(c) = text.chars().find(|c| c.is_control()) {
+            return Err(refuse(format!(
+                "contains the control character U+{:04X}",
+                u32::from(c)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The serial given (positive, as RFC 5280 §4.1.2.2 requires), or a random one.

@@ -10,6 +10,7 @@ use x509_cert::spki::ObjectIdentifier;
 
 use super::decode;
 use crate::error::{Error, Field, Result};
+use crate::subject_key::MAX_RSA_BITS;
 
 /// Reads a PEM (`CERTIFICATE REQUEST`) or DER PKCS#10 request. Its signature is not
 /// checked here: see [`verify_certification_request`] (which
@@ -150,11 +151,26 @@ fn verify_rsa<D>(spki: &[u8], info: &[u8], signature: &[u8]) -> Result<()>
 where
     D: sha2::Digest + const_oid::AssociatedOid,
 {
+    use rsa::pkcs1::der::Decode as _;
     use rsa::pkcs1v15::{Signature, VerifyingKey};
-    use rsa::pkcs8::DecodePublicKey as _;
     use rsa::signature::Verifier as _;
-    let key = rsa::PublicKey::from_public_key_der(spki)
-        .map_err(|e| Error::field(Field::CertificationRequest, format!("RSA public key: {e}")))?;
+    let bad_key = |e: &dyn std::fmt::Display| {
+        Error::field(Field::CertificationRequest, format!("RSA public key: {e}"))
+    };
+    let key_info =
+        x509_cert::spki::SubjectPublicKeyInfoRef::from_der(spki).map_err(|e| bad_key(&e))?;
+    let bits = key_info
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| bad_key(&"the key BIT STRING is not a whole number of bytes"))?;
+    let parts = rsa::pkcs1::RsaPublicKeyRef::from_der(bits).map_err(|e| bad_key(&e))?;
+    // Up to the largest modulus kmssh certifies, not only `rsa`'s default of 8192 bits.
+    let key = rsa::PublicKey::new_with_size_limits(
+        rsa::BoxedUint::from_be_slice_vartime(parts.modulus.as_bytes()),
+        rsa::BoxedUint::from_be_slice_vartime(parts.public_exponent.as_bytes()),
+        rsa::PublicKey::MIN_SIZE..=MAX_RSA_BITS as usize,
+    )
+    .map_err(|e| bad_key(&e))?;
     let signature = Signature::try_from(signature).map_err(|e| unverified(e.to_string()))?;
     VerifyingKey::<D>::new(key)
         .verify(info, &signature)
