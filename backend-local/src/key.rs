@@ -49,7 +49,8 @@ impl LocalKey {
         let secret = match location {
             LocalLocation::Ephemeral(algorithm) => SecretKey::generate(algorithm)?,
             LocalLocation::File(path) => {
-                SecretKey::read_file(&path).map_err(|e| e.with_context("uri", uri))?
+                SecretKey::read_file_with(&path, options.allow_unprotected)
+                    .map_err(|e| e.with_context("uri", uri))?
             }
         };
         Self::from_secret(uri.clone(), &secret, options)
@@ -83,13 +84,15 @@ impl LocalKey {
         Self::from_secret(uri, &SecretKey::generate(algorithm)?, options)
     }
 
-    /// Reads a key file: OpenSSH private key, SEC1 `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`.
+    /// Reads a key file: OpenSSH private key, SEC1 `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`
+    /// (refused if open to group or others, unless [`LocalOptions::allow_unprotected`]).
     ///
     /// # Errors
-    /// As [`SecretKey::read_file`].
+    /// As [`SecretKey::read_file_with`].
     pub fn from_file(path: &Path, options: LocalOptions) -> Result<Self> {
         let uri = KeyUri::parse(&format!("{SCHEME}:{}", path.display()))?;
-        Self::from_secret(uri, &SecretKey::read_file(path)?, options)
+        let secret = SecretKey::read_file_with(path, options.allow_unprotected)?;
+        Self::from_secret(uri, &secret, options)
     }
 
     /// The engine that made the latest signature (or will make the first).

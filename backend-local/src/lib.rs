@@ -10,9 +10,15 @@
 //!
 //! Query parameters, which override [`LocalOptions`]: `curve` (ephemeral keys only:
 //! `p256` default, `p384`, `p521`), `engine` (`auto`, the default, `aws-lc` or
-//! `rustcrypto`), and `verify` (`true` to check every signature against the public key;
+//! `rustcrypto`), `verify` (`true` to check every signature against the public key;
 //! off by default because an in-process signer is trusted the way `ssh-keygen` trusts
-//! its own key).
+//! its own key), and `permissions` (`owner`, the default, or `any`: see below).
+//!
+//! Key files are read as ssh reads private keys: only a regular file (a FIFO, a device
+//! or a directory is refused at once, without waiting on it), at most 64 KiB, and only
+//! if its mode grants group and others nothing (`chmod 600`); a file open to them is
+//! refused naming its mode and the fix, unless the caller opts in with
+//! [`LocalOptions::allow_unprotected`] or `local:PATH?permissions=any`.
 //!
 //! Signing engines: AWS-LC (feature `aws-lc`, on by default: about 5× RustCrypto's rate
 //! on P-256 on one core, but ~45 ms to seed its entropy pool once per process) and the

@@ -90,21 +90,28 @@ impl SecretKey {
         })
     }
 
-    /// Reads a key file (see [`SecretKey::from_pem`]).
+    /// Reads a key file (see [`SecretKey::from_pem`]), refusing one whose mode lets group
+    /// or others read or write it (as ssh refuses an "UNPROTECTED PRIVATE KEY FILE").
     ///
     /// # Errors
-    /// [`ErrorKind::NotFound`] or [`ErrorKind::PermissionDenied`] for the file,
-    /// [`ErrorKind::InvalidKey`] for a file over 64 KiB; otherwise as [`SecretKey::from_pem`].
+    /// As [`SecretKey::read_file_with`] with `allow_unprotected` off.
     pub fn read_file(path: &Path) -> Result<Self> {
-        let io_error = |e| file_error("cannot read key file", path, e);
-        let len = std::fs::metadata(path).map_err(io_error)?.len();
-        if len > MAX_KEY_FILE_LEN {
-            return Err(invalid(format!(
-                "{} is {len} bytes: too large to be a key file",
-                path.display()
-            )));
-        }
-        let text = Zeroizing::new(std::fs::read(path).map_err(io_error)?);
+        Self::read_file_with(path, false)
+    }
+
+    /// Reads a key file (see [`SecretKey::from_pem`]). Only a regular file is read, and
+    /// at most 64 KiB of it whatever size it reports; a FIFO, a device or a directory is
+    /// refused without waiting on it. A file whose mode grants group or others any
+    /// permission (`mode & 0o077`) is refused unless `allow_unprotected`
+    /// ([`LocalOptions::allow_unprotected`](crate::LocalOptions::allow_unprotected),
+    /// `?permissions=any` in a URI).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] or [`ErrorKind::PermissionDenied`] for the file;
+    /// [`ErrorKind::InvalidKey`] for a file that is not a regular file, is open to group
+    /// or others, or is over 64 KiB; otherwise as [`SecretKey::from_pem`].
+    pub fn read_file_with(path: &Path, allow_unprotected: bool) -> Result<Self> {
+        let text = read_key_file(path, allow_unprotected)?;
         let text = std::str::from_utf8(&text).map_err(|_| {
             invalid(format!(
                 "{} is not a PEM or OpenSSH text key file",
@@ -305,6 +312,73 @@ fn openssh_ecdsa_unencrypted(text: &str) -> Result<SecretKey> {
         ));
     }
     Ok(secret)
+}
+
+/// The bytes of a key file: a regular file, protected unless `allow_unprotected`, at most
+/// [`MAX_KEY_FILE_LEN`] bytes (see [`SecretKey::read_file_with`]).
+fn read_key_file(path: &Path, allow_unprotected: bool) -> Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let io_error = |e| file_error("cannot read key file", path, e);
+    // The type is checked before opening (opening a device can act on it) and again on
+    // the open file (the path may have changed in between). O_NONBLOCK: opening a FIFO
+    // for reading would otherwise wait for a writer, forever.
+    check_regular(path, &std::fs::metadata(path).map_err(io_error)?)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(io_error)?;
+    let metadata = file.metadata().map_err(io_error)?;
+    check_regular(path, &metadata)?;
+    let mode = metadata.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 && !allow_unprotected {
+        return Err(invalid(format!(
+            "UNPROTECTED KEY FILE: {path} is mode {mode:04o}, open to group or others: \
+             run `chmod 600 {path}` (or name it local:{path}?permissions=any to use it anyway)",
+            path = path.display()
+        )));
+    }
+    // Room for the whole limit up front: no reallocation leaves key bytes behind.
+    let limit = usize::try_from(MAX_KEY_FILE_LEN).unwrap_or(usize::MAX);
+    let mut text = Zeroizing::new(Vec::with_capacity(limit.saturating_add(1)));
+    file.take(MAX_KEY_FILE_LEN + 1)
+        .read_to_end(&mut text)
+        .map_err(io_error)?;
+    if text.len() > limit {
+        return Err(invalid(format!(
+            "{} is over {} KiB: too large to be a key file",
+            path.display(),
+            MAX_KEY_FILE_LEN / 1024
+        )));
+    }
+    Ok(text)
+}
+
+/// Refuses anything but a regular file, naming what it is.
+fn check_regular(path: &Path, metadata: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let kind = metadata.file_type();
+    if kind.is_file() {
+        return Ok(());
+    }
+    let what = if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(invalid(format!(
+        "{} is {what}: a key file must be a regular file",
+        path.display()
+    )))
 }
 
 #[derive(Clone, Copy)]

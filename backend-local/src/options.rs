@@ -20,6 +20,11 @@ pub struct LocalOptions {
     pub verify: bool,
     /// How many signatures the caller expects to make, for the automatic engine choice.
     pub expected_signatures: Option<u64>,
+    /// Use a key file whose mode grants group or others any permission (`mode & 0o077`
+    /// not zero). Off by default: such a file is refused, as ssh refuses an "UNPROTECTED
+    /// PRIVATE KEY FILE", with the `chmod 600` that fixes it. `permissions=any` in a URI
+    /// turns it on, `permissions=owner` off. Keys in memory are unaffected.
+    pub allow_unprotected: bool,
 }
 
 impl BackendOptions for LocalOptions {
@@ -84,9 +89,22 @@ pub fn parse_uri(uri: &KeyUri, base: LocalOptions) -> Result<(LocalLocation, Loc
                     other => return Err(bad(format!("`verify={other}`: expected true or false"))),
                 }
             }
+            "permissions" => {
+                options.allow_unprotected = match value {
+                    "any" => true,
+                    "owner" => false,
+                    other => {
+                        return Err(bad(format!(
+                            "`permissions={other}`: expected owner (the default: the key file \
+                             must be mode 0600 or stricter) or any"
+                        )));
+                    }
+                }
+            }
             other => {
                 return Err(bad(format!(
-                    "unknown parameter `{other}`: the local backend takes curve, engine and verify"
+                    "unknown parameter `{other}`: the local backend takes curve, engine, verify \
+                     and permissions"
                 )));
             }
         }

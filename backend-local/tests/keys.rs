@@ -50,6 +50,13 @@ async fn assert_signs(key: &LocalKey, algorithm: Algorithm) {
         .expect("verifies");
 }
 
+/// Writes a file as a private key should be: mode 0600.
+fn write_private(path: &Path, contents: &[u8]) {
+    std::fs::write(path, contents).expect("write");
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+}
+
 fn open_uri(uri: &KeyUri) -> kmssh_core::Result<LocalKey> {
     LocalKey::open_sync(uri, &LocalOptions::default())
 }
@@ -216,7 +223,7 @@ fn unusable_keys_and_uris_get_typed_errors() {
         ),
     ] {
         let path = d.join(name);
-        std::fs::write(&path, contents).expect("write");
+        write_private(&path, contents.as_bytes());
         assert_eq!(
             kind_of(&format!("local:{}", path.display())),
             Some(ErrorKind::InvalidKey),
@@ -224,7 +231,7 @@ fn unusable_keys_and_uris_get_typed_errors() {
         );
     }
     let big = d.join("big");
-    std::fs::write(&big, vec![b'A'; 100_000]).expect("write");
+    write_private(&big, &[b'A'; 100_000]);
     assert_eq!(
         kind_of(&format!("local:{}", big.display())),
         Some(ErrorKind::InvalidKey)
@@ -444,4 +451,99 @@ async fn the_automatic_engine_follows_the_number_of_signatures() {
         pinned.sign_digest_sync(&digest).expect("signs");
     }
     assert_eq!(pinned.engine(), SigningEngine::RustCrypto);
+}
+
+/// A key file open to group or others is refused with its mode and the fix, as ssh
+/// refuses an "UNPROTECTED PRIVATE KEY FILE", unless the caller opts in (in code or with
+/// `?permissions=any`); `permissions=owner` is the default, and other values are refused.
+#[tokio::test]
+async fn unprotected_key_files_are_refused_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = openssh_key(dir.path(), "ca", "ecdsa", "256");
+    let plain = uri(&format!("local:{}", path.display()));
+    for mode in [0o644, 0o640, 0o604, 0o660, 0o606, 0o700, 0o601, 0o610] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let unprotected = mode & 0o077 != 0;
+        let opened = open_uri(&plain);
+        if !unprotected {
+            assert_signs(
+                &opened.expect("owner-only opens"),
+                Algorithm::EcdsaP256Sha256,
+            )
+            .await;
+            continue;
+        }
+        let err = opened.expect_err("unprotected");
+        assert_eq!(err.kind(), ErrorKind::InvalidKey, "{mode:o}: {err}");
+        let text = err.to_string();
+        assert!(text.contains("UNPROTECTED"), "{text}");
+        assert!(text.contains(&format!("{mode:04o}")), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("chmod 600"), "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let err = LocalKey::from_file(&path, LocalOptions::default()).expect_err("from_file");
+        assert_eq!(err.kind(), ErrorKind::InvalidKey);
+        let allowed = LocalOptions {
+            allow_unprotected: true,
+            ..LocalOptions::default()
+        };
+        assert_signs(
+            &LocalKey::from_file(&path, allowed).expect("allowed in code"),
+            Algorithm::EcdsaP256Sha256,
+        )
+        .await;
+        let any = uri(&format!("local:{}?permissions=any", path.display()));
+        assert_signs(
+            &open_uri(&any).expect("allowed by the URI"),
+            Algorithm::EcdsaP256Sha256,
+        )
+        .await;
+        let owner = uri(&format!("local:{}?permissions=owner", path.display()));
+        assert!(
+            LocalKey::open_sync(&owner, &allowed).is_err(),
+            "the URI wins"
+        );
+    }
+    let err = open_uri(&uri(&format!("local:{}?permissions=all", path.display())))
+        .expect_err("unknown value");
+    assert_eq!(err.kind(), ErrorKind::InvalidUri);
+    // Keys in memory have no file to protect.
+    open_uri(&uri("local:ephemeral?permissions=owner")).expect("ephemeral");
+}
+
+/// Only regular files are key files: a FIFO (which would block a plain open until a
+/// writer came), a device that never ends, a directory or a socket are refused at once.
+#[tokio::test]
+async fn key_paths_that_are_not_regular_files_are_refused_without_waiting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo");
+    run(Command::new("mkfifo").arg(&fifo));
+    let socket = dir.path().join("socket");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("socket");
+    let cases = [
+        (fifo.clone(), "a FIFO"),
+        (PathBuf::from("/dev/zero"), "a character device"),
+        (PathBuf::from("/dev/null"), "a character device"),
+        (dir.path().to_path_buf(), "a directory"),
+        (socket, "a socket"),
+    ];
+    // On a thread, so that a regression blocks the thread and fails the test instead of
+    // hanging it.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (path, what) in cases {
+            let opened = open_uri(&uri(&format!("local:{}?permissions=any", path.display())));
+            sender.send((path, what, opened.err())).expect("send");
+        }
+    });
+    for _ in 0..5 {
+        let (path, what, err) = receiver
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("every open returns (a FIFO must not block)");
+        let err = err.unwrap_or_else(|| panic!("{} opened", path.display()));
+        assert_eq!(err.kind(), ErrorKind::InvalidKey, "{err}");
+        assert!(err.to_string().contains(what), "{what}: {err}");
+        assert!(err.to_string().contains("regular file"), "{err}");
+    }
 }

@@ -4,7 +4,11 @@
 //! The contents go to a temporary file in the target's directory, which is then renamed
 //! over the target (`replace`) or linked into place only if nothing is there; either way
 //! a symlink at the path is replaced or refused, never followed, and a killed process
-//! leaves the old file or the new one, not half of one.
+//! leaves the old file or the new one, not half of one. The mode is set on the open
+//! file (`fchmod`), so it is exactly the one asked for whatever the process's umask.
+//!
+//! [`same_file`] and [`resolved_output_path`] let a caller refuse an output that is one
+//! of its inputs, or two outputs that are one file, before anything is written.
 
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -38,6 +42,10 @@ impl FileWrite {
             .prefix(".kmssh-")
             .permissions(std::fs::Permissions::from_mode(self.mode))
             .tempfile_in(dir)?;
+        // The umask applied at creation may have removed bits; set exactly what was asked.
+        temporary
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(self.mode))?;
         temporary.write_all(contents)?;
         if self.sync {
             temporary.as_file().sync_all()?;
@@ -49,6 +57,47 @@ impl FileWrite {
         };
         placed.map_err(|e| e.error)
     }
+}
+
+/// Whether writing `output` could destroy `input`: both paths lead to the same file
+/// (device and inode), comparing each path itself and, where it is a symlink, what it
+/// points to. A path that does not exist is no file: `false`.
+///
+/// Hard links and symlinks between the two count as the same file, so an output that
+/// merely names an input another way is refused as well.
+#[must_use]
+pub fn same_file(output: &Path, input: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let identities = |path: &Path| {
+        [std::fs::symlink_metadata(path), std::fs::metadata(path)]
+            .into_iter()
+            .filter_map(std::result::Result::ok)
+            .map(|m| (m.dev(), m.ino()))
+            .collect::<Vec<_>>()
+    };
+    let inputs = identities(input);
+    identities(output).iter().any(|id| inputs.contains(id))
+}
+
+/// The directory entry `path` names, spelled one way: its directory resolved (symlinks,
+/// `.` and `..`) and its last component kept as given. Two outputs are the same entry
+/// exactly when these are equal, whether or not the file exists yet.
+///
+/// # Errors
+/// The file system's error when the directory cannot be resolved (it does not exist);
+/// [`std::io::ErrorKind::InvalidInput`] for a path with no file name (`/`, `..`).
+pub fn resolved_output_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} names no file", path.display()),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    Ok(std::fs::canonicalize(dir)?.join(name))
 }
 
 #[cfg(test)]
@@ -92,5 +141,65 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert!(!names.iter().any(|n| n.starts_with(".kmssh-")), "{names:?}");
+    }
+
+    #[test]
+    fn the_mode_is_exact_whatever_the_umask_left() {
+        // The umask can only remove bits; a mode wider than what the umask allows at
+        // creation (here, group write) must still come out exact.
+        let dir = tempfile::tempdir().expect("tempdir");
+        for mode in [0o600, 0o644, 0o664, 0o666] {
+            let path = dir.path().join(format!("f{mode:o}"));
+            let write = FileWrite {
+                mode,
+                replace: false,
+                sync: false,
+            };
+            write.write(&path, b"x").expect("writes");
+            let got = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(got & 0o7777, mode, "{mode:o}");
+        }
+    }
+
+    #[test]
+    fn same_file_sees_through_links_and_spellings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("key");
+        std::fs::write(&key, b"k").expect("write");
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"o").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&key, &link).expect("symlink");
+        let hard = dir.path().join("hard");
+        std::fs::hard_link(&key, &hard).expect("hard link");
+        let spelled = dir.path().join(".").join("key");
+        assert!(same_file(&key, &key));
+        assert!(same_file(&spelled, &key));
+        assert!(same_file(&link, &key), "output is a link to the input");
+        assert!(
+            same_file(&key, &link),
+            "input is read through a link to the output"
+        );
+        assert!(same_file(&hard, &key));
+        assert!(!same_file(&other, &key));
+        assert!(!same_file(&dir.path().join("missing"), &key));
+        assert!(!same_file(&key, &dir.path().join("missing")));
+    }
+
+    #[test]
+    fn resolved_output_paths_compare_spellings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).expect("mkdir");
+        let a = resolved_output_path(&sub.join("a-cert.pub")).expect("resolves");
+        let b = resolved_output_path(&sub.join("..").join("sub").join("./a-cert.pub"))
+            .expect("resolves");
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            resolved_output_path(&sub.join("b-cert.pub")).expect("resolves")
+        );
+        assert!(resolved_output_path(&dir.path().join("none").join("x")).is_err());
+        assert!(resolved_output_path(Path::new("/")).is_err());
     }
 }
