@@ -8,9 +8,13 @@
 //! 127.0.0.1 (no peer there: ssh-keygen cannot use a KMS key), to show what one KMS round
 //! trip per certificate and 32 in flight cost through the CLI.
 //!
+//! It first measures the memory `kmssh sign-message` needs for a 1 GiB message (peak
+//! resident set size, by GNU `/usr/bin/time` or else by sampling `/proc/PID/status`):
+//! the message is streamed through the hash, so it must stay under 64 MiB.
+//!
 //! Run with `cargo xtask bench cli`. Options: `--one-shot-runs N` (default 30),
 //! `--batch-keys N` (default 1000), `--batch-runs N` (default 3), `--curves p256,p384,p521`,
-//! `--aws`.
+//! `--aws`, `--message-mib N` (default 1024), `--memory-only`.
 
 // The tests' helpers: ssh-keygen key pairs.
 #[path = "../tests/common/mod.rs"]
@@ -28,6 +32,8 @@ struct Settings {
     batch_runs: usize,
     curves: Vec<String>,
     aws: bool,
+    message_mib: u64,
+    memory_only: bool,
 }
 
 fn settings() -> Settings {
@@ -54,6 +60,100 @@ fn settings() -> Settings {
             .map(str::to_owned)
             .collect(),
         aws: args.iter().any(|a| a == "--aws"),
+        message_mib: number("--message-mib", 1024).max(1) as u64,
+        memory_only: args.iter().any(|a| a == "--memory-only"),
+    }
+}
+
+/// The most `sign-message` may hold, whatever the message's size.
+const MESSAGE_RSS_LIMIT_KIB: u64 = 64 * 1024;
+
+/// Peak resident set size of `kmssh sign-message` over a `message_mib` MiB message, in
+/// each output format; panics above [`MESSAGE_RSS_LIMIT_KIB`].
+fn message_memory(settings: &Settings, dir: &Path) {
+    let message = dir.join("message.bin");
+    // Sparse: reading it costs page-cache work, not disk.
+    std::fs::File::create(&message)
+        .and_then(|f| f.set_len(settings.message_mib * 1024 * 1024))
+        .expect("message file");
+    println!("| kmssh sign-message | message | peak RSS | limit |");
+    println!("|---|---|---|---|");
+    for format in ["base64", "ssh-sig"] {
+        let mut command = Command::new(KMSSH);
+        command
+            .args([
+                "sign-message",
+                "--key",
+                "local:ephemeral",
+                "--format",
+                format,
+            ])
+            .arg(&message);
+        let (peak_kib, how) = peak_rss_kib(command, dir);
+        println!(
+            "| --format {format} | {} MiB | {:.1} MiB ({how}) | {} MiB |",
+            settings.message_mib,
+            peak_kib as f64 / 1024.0,
+            MESSAGE_RSS_LIMIT_KIB / 1024
+        );
+        assert!(
+            peak_kib < MESSAGE_RSS_LIMIT_KIB,
+            "sign-message held {peak_kib} KiB: the message is not streamed"
+        );
+    }
+    println!();
+    let _ = std::fs::remove_file(&message);
+}
+
+/// Runs `command` to success and returns its peak resident set size in KiB, and how it
+/// was measured: GNU time's `%M` when `/usr/bin/time` is GNU time, else the largest
+/// `VmHWM` sampled from `/proc/PID/status` while it ran.
+fn peak_rss_kib(command: Command, dir: &Path) -> (u64, &'static str) {
+    let report = dir.join("time.out");
+    let gnu_time = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&report)
+        .arg("true")
+        .status()
+        .is_ok_and(|s| s.success());
+    if gnu_time {
+        let mut timed = Command::new("/usr/bin/time");
+        timed
+            .args(["-f", "%M", "-o"])
+            .arg(&report)
+            .arg(command.get_program())
+            .args(command.get_args())
+            .stdout(std::process::Stdio::null());
+        let status = timed.status().expect("runs");
+        assert!(status.success(), "{timed:?}");
+        let text = std::fs::read_to_string(&report).expect("time's report");
+        let kib = text
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no %M in {text:?}"));
+        return (kib, "GNU time");
+    }
+    let mut command = command;
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak = peak.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "{command:?}");
+            return (peak, "VmHWM samples");
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -138,6 +238,10 @@ fn ratio(theirs: Duration, ours: Duration) -> f64 {
 fn main() {
     let settings = settings();
     let dir = tempfile::tempdir().expect("tempdir");
+    message_memory(&settings, dir.path());
+    if settings.memory_only {
+        return;
+    }
     let keys_dir = dir.path().join("users");
     std::fs::create_dir(&keys_dir).expect("mkdir");
     eprintln!("generating {} user keys …", settings.batch_keys);

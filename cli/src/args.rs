@@ -59,13 +59,14 @@ pub enum Command {
         sign: SignArgs,
         /// Issue exactly what a paramiko-cloud CSR protobuf asks for (`-` for stdin);
         /// certificate flags beside it are an error, not a merge.
-        #[arg(long, conflicts_with_all = ["host", "principals", "key_id", "serial", "validity", "options", "backdate", "force", "public_keys"])]
+        #[arg(long, conflicts_with_all = ["host", "principals", "key_id", "serial", "validity", "options", "backdate", "public_keys"])]
         csr: Option<PathBuf>,
-        /// How the CSR file is encoded.
-        #[arg(long, value_enum, default_value = "binary", requires = "csr")]
-        csr_format: CsrFormat,
-        /// With --csr: write the certificate line here instead of stdout.
-        #[arg(short = 'o', long, requires = "csr")]
+        /// With --csr: how the CSR file is encoded (default: binary).
+        #[arg(long, value_enum)]
+        csr_format: Option<CsrFormat>,
+        /// With --csr: write the certificate line here instead of stdout (an existing file
+        /// only with --force; never one of the command's inputs).
+        #[arg(short = 'o', long)]
         output: Option<PathBuf>,
     },
     /// Print the CA's public key: an OpenSSH line for TrustedUserCAKeys / @cert-authority,
@@ -178,7 +179,7 @@ pub struct SignArgs {
     /// Allow an empty principal list (a certificate valid for anyone).
     #[arg(long)]
     pub allow_any_principal: bool,
-    /// Overwrite existing certificate files.
+    /// Overwrite existing certificate files (never one of the command's inputs).
     #[arg(long)]
     pub force: bool,
     /// Public key files (`-` reads stdin and writes the certificate to stdout).
@@ -214,6 +215,9 @@ pub enum X509Command {
         /// Write the PEM here instead of stdout.
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
+        /// Replace the -o file if it exists (never one of the inputs).
+        #[arg(long, requires = "output")]
+        force: bool,
     },
     /// Sign a leaf certificate for a PKCS#10 request (its signature checked) or a public
     /// key, issued under the CA certificate of the same key, as PEM. A request's subject is
@@ -263,6 +267,9 @@ pub enum X509Command {
         /// Write the PEM here instead of stdout.
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
+        /// Replace the -o file if it exists (never one of the inputs).
+        #[arg(long, requires = "output")]
+        force: bool,
     },
 }
 
@@ -304,6 +311,66 @@ impl CurveArg {
             Self::P521 => Algorithm::EcdsaP521Sha512,
         }
     }
+}
+
+impl Cli {
+    /// Parses the command line: clap's checks, then the ones clap cannot express.
+    ///
+    /// # Errors
+    /// The usage error, as clap reports it.
+    pub fn parse_checked() -> Result<Self, clap::Error> {
+        use clap::Parser as _;
+        let cli = Self::try_parse()?;
+        cli.check()?;
+        Ok(cli)
+    }
+
+    /// `-o` and `--csr-format` without `--csr`: clap's `requires` would not say so,
+    /// since it drops the requirement of an argument (`--csr`) that conflicts with one
+    /// given (the public keys).
+    fn check(&self) -> Result<(), clap::Error> {
+        if let Command::Sign {
+            csr: None,
+            csr_format,
+            output,
+            ..
+        } = &self.command
+        {
+            let flag = if output.is_some() {
+                Some("-o/--output")
+            } else if csr_format.is_some() {
+                Some("--csr-format")
+            } else {
+                None
+            };
+            if let Some(flag) = flag {
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    format!(
+                        "{flag} applies to --csr only: certificates for public key files are \
+                         written beside them"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The subcommand names on a command line (`kmssh x509 leaf`), for a usage error's
+/// `--help` hint.
+pub fn command_path(args: impl IntoIterator<Item = String>) -> String {
+    use clap::CommandFactory as _;
+    let mut command = Cli::command();
+    let mut path = vec!["kmssh".to_owned()];
+    for arg in args.into_iter().skip(1) {
+        let Some(sub) = command.find_subcommand(&arg).cloned() else {
+            continue;
+        };
+        path.push(arg);
+        command = sub;
+    }
+    path.join(" ")
 }
 
 /// `--timeout`: a duration as ssh-keygen writes them, at least one second.

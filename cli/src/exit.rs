@@ -4,16 +4,17 @@
 //! |---|---|
 //! | 0 | success |
 //! | 1 | anything else (a bug) |
-//! | 2 | usage (clap) |
-//! | 3 | bad input: a file, a field, a URI |
-//! | 4 | the key: not found, no permission, unusable, backend not compiled in |
-//! | 5 | the provider is unavailable, throttling or timed out: retry later |
+//! | 2 | usage |
+//! | 3 | bad input: a file, a field, a key URI, a subject key kmssh does not certify, an output that exists (without `--force`) or is an input |
+//! | 4 | the CA key: not found, no permission, unusable, an unprotected or non-regular key file, backend not compiled in |
+//! | 5 | the provider is unavailable, throttling or timed out, or `--timeout` passed: retry later |
 //! | 6 | verification failed |
 //! | 7 | an output could not be written |
 
 use std::process::ExitCode;
 
 use kmssh_core::ErrorKind;
+use kmssh_pki::{Field, escape_for_display};
 
 /// What a command failed at: the exit class, and the error as one line and in full.
 pub struct Failure {
@@ -94,10 +95,13 @@ impl Failure {
     }
 
     /// Prints the failure on stderr (one line, or every cause on its own line when
-    /// `verbose`) and gives the exit status.
+    /// `verbose`) and gives the exit status. Control characters a request or a provider
+    /// put in the text are shown as escapes ([`escape_for_display`]), never raw.
     pub fn report(&self, verbose: bool) -> ExitCode {
         if verbose {
-            eprintln!("kmssh: {}", self.full);
+            for line in self.full.lines() {
+                eprintln!("kmssh: {}", escape_for_display(line));
+            }
         } else {
             // Some providers' errors span lines; the default report stays one line.
             let parts: Vec<&str> = self
@@ -106,7 +110,7 @@ impl Failure {
                 .map(str::trim)
                 .filter(|part| !part.is_empty())
                 .collect();
-            eprintln!("kmssh: {}", parts.join("; "));
+            eprintln!("kmssh: {}", escape_for_display(&parts.join("; ")));
         }
         ExitCode::from(self.class.code())
     }
@@ -128,12 +132,62 @@ impl From<kmssh_pki::Error> for Failure {
             kmssh_pki::Error::Signing(inner) => format!("signing failed: {inner:#}"),
             other => other.to_string(),
         };
+        // A key the request names that kmssh cannot certify is bad input; only the CA's
+        // own key is a key problem.
+        let class = match &e {
+            kmssh_pki::Error::UnsupportedKey { field, .. } if *field != Field::CaKey => {
+                Class::Input
+            }
+            other => Class::of(other.kind()),
+        };
         Self {
-            class: Class::of(e.kind()),
+            class,
             line: e.to_string(),
             full,
         }
     }
+}
+
+/// Reports a command-line error as one line and a `--help` hint (help and version go to
+/// stdout as clap prints them) and gives the exit status: 2 for usage, 0 for help.
+pub fn usage(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind as Usage;
+    match error.kind() {
+        Usage::DisplayHelp | Usage::DisplayVersion => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Usage::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("kmssh: a command is required");
+        }
+        _ => {
+            // clap's text: `error: …`, perhaps a tip or the possible values, then the
+            // usage and a hint; the lines before the usage become one line.
+            let text = error.render().to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .take_while(|line| !line.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+                .collect();
+            let mut line = String::new();
+            for part in parts {
+                if !line.is_empty() {
+                    line.push_str(if line.ends_with(':') { " " } else { "; " });
+                }
+                line.push_str(part);
+            }
+            let line = line.strip_prefix("error: ").unwrap_or(&line);
+            eprintln!("kmssh: {}", escape_for_display(line));
+        }
+    }
+    eprintln!(
+        "Try '{} --help'.",
+        escape_for_display(&crate::args::command_path(
+            std::env::args_os().map(|arg| arg.to_string_lossy().into_owned())
+        ))
+    );
+    ExitCode::from(2)
 }
 
 impl Failure {

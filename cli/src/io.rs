@@ -87,6 +87,48 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> Result<
     })
 }
 
+/// Refuses to write `output` when it is one of the command's `inputs` (the same file by
+/// device and inode, through any link or spelling: [`kmssh_core::same_file`]; or the same
+/// name, for an input still to be created), `--force` or not: an output must never
+/// destroy what the command reads. `-` (stdin) is no file.
+pub fn refuse_output_over_inputs(output: &Path, inputs: &[&Path]) -> Result<(), Failure> {
+    // Also by name, for an input that is not there yet (a key `--create` will make).
+    let entry = kmssh_core::resolved_output_path(output).ok();
+    let clobbered = inputs.iter().find(|input| {
+        **input != Path::new("-")
+            && (kmssh_core::same_file(output, input)
+                || entry.is_some() && kmssh_core::resolved_output_path(input).ok() == entry)
+    });
+    match clobbered {
+        Some(input) => Err(Failure::input(format!(
+            "{}: refusing to write there: it is the input {}, even with --force",
+            output.display(),
+            input.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The file a `local:PATH` key URI reads, or `None` for any other key (or a bad URI,
+/// which opening reports).
+#[cfg(feature = "local")]
+pub fn local_key_file(uri: &str) -> Option<std::path::PathBuf> {
+    let uri = KeyUri::parse(uri).ok()?;
+    if uri.scheme() != kmssh_backend_local::SCHEME {
+        return None;
+    }
+    match kmssh_backend_local::parse_uri(&uri, kmssh_backend_local::LocalOptions::default()) {
+        Ok((kmssh_backend_local::LocalLocation::File(path), _)) => Some(path),
+        _ => None,
+    }
+}
+
+/// The file a `local:PATH` key URI reads: none without the local backend.
+#[cfg(not(feature = "local"))]
+pub fn local_key_file(_uri: &str) -> Option<std::path::PathBuf> {
+    None
+}
+
 /// Opens a key URI that will make about `signatures` signatures (a hint the local
 /// backend picks its engine by); with `--create`, first makes a missing `local:` key
 /// file.

@@ -13,7 +13,6 @@ mod io;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 // Linking a backend crate registers its URI scheme.
 #[cfg(feature = "aws")]
 use kmssh_backend_aws as _;
@@ -24,11 +23,14 @@ use kmssh_backend_gcp as _;
 #[cfg(feature = "local")]
 use kmssh_backend_local as _;
 
-use crate::args::Cli;
+use crate::args::{Cli, Command};
 use crate::exit::{Class, Failure};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::parse_checked() {
+        Ok(cli) => cli,
+        Err(e) => return exit::usage(&e),
+    };
     let verbose = cli.verbose;
     if verbose {
         tracing_subscriber::fmt()
@@ -42,28 +44,47 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return Failure::new(Class::Other, format!("cannot start: {e}")).report(verbose),
     };
-    let timeout = cli.timeout;
-    let outcome = runtime.block_on(async move {
-        let Some(limit) = timeout else {
-            return commands::run(cli.command).await;
-        };
-        tokio::time::timeout(limit, commands::run(cli.command))
-            .await
-            .unwrap_or_else(|_| {
-                Err(Failure::new(
-                    Class::Unavailable,
-                    format!(
-                        "gave up after --timeout {}s: the key's provider did not finish in time \
-                         (--verbose shows its retries)",
-                        limit.as_secs()
-                    ),
-                ))
-            })
-    });
-    // Blocking reads (stdin, a FIFO) must not keep a timed-out command alive.
+    let handle = runtime.handle().clone();
+    let outcome = runtime.block_on(run_within(handle, cli.command, cli.timeout));
+    // A command still blocked (reading a FIFO or a pipe that never ends) is not waited
+    // for: its thread ends with the process.
     runtime.shutdown_background();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(verbose),
     }
+}
+
+/// Runs the command within `timeout`. The command runs on a blocking thread of its own,
+/// so that a read that blocks (stdin, a FIFO, a device given as an input) holds only that
+/// thread: the deadline is kept by this task, whatever the command is doing.
+async fn run_within(
+    handle: tokio::runtime::Handle,
+    command: Command,
+    timeout: Option<std::time::Duration>,
+) -> Result<(), Failure> {
+    let task = tokio::task::spawn_blocking(move || handle.block_on(commands::run(command)));
+    let joined = match timeout {
+        None => task.await,
+        Some(limit) => match tokio::time::timeout(limit, task).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                return Err(Failure::new(
+                    Class::Unavailable,
+                    format!(
+                        "gave up after --timeout {}s: the command did not finish in time \
+                         (a provider still retrying, or an input that never ended; --verbose \
+                         shows retries)",
+                        limit.as_secs()
+                    ),
+                ));
+            }
+        },
+    };
+    joined.unwrap_or_else(|e| {
+        Err(Failure::new(
+            Class::Other,
+            format!("the command failed: {e}"),
+        ))
+    })
 }

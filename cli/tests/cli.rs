@@ -349,7 +349,14 @@ fn x509_certificates_verify_with_openssl() {
             .current_dir(d)
             .args(["x509", "leaf", "--ca", &ca, "--ca-cert", "ca.pem"])
             .args(["--csr", "leaf.csr", "--dns-name", "server.example.com"])
-            .args(["--ip", "127.0.0.1", "--server-auth", "-o", "leaf.pem"]));
+            .args([
+                "--ip",
+                "127.0.0.1",
+                "--server-auth",
+                "-o",
+                "leaf.pem",
+                "--force",
+            ]));
         assert_eq!(code, 0, "{new_key:?}: {err}");
         let verified = openssl(d, &["verify", "-CAfile", "ca.pem", "leaf.pem"]);
         assert!(verified.contains("leaf.pem: OK"), "{new_key:?}: {verified}");

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use kmssh_pki::Certificate;
+use kmssh_pki::{Certificate, escape_for_display};
 
 use crate::exit::Failure;
 use crate::io::read_text;
@@ -43,7 +43,13 @@ fn type_label(algorithm: &kmssh_pki::ssh_key::Algorithm) -> &'static str {
     }
 }
 
-/// Prints a certificate as `ssh-keygen -L` lays it out, or as JSON.
+/// Text from the certificate, with control and invisible characters as escapes.
+fn show(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_for_display(text)
+}
+
+/// Prints a certificate as `ssh-keygen -L` lays it out (every requester-chosen field
+/// escaped), or as JSON (whose strings escape control characters themselves).
 fn print_certificate(path: &Path, cert: &Certificate, json: bool) {
     let inner = cert.as_ssh_key();
     let fingerprint =
@@ -65,7 +71,9 @@ fn print_certificate(path: &Path, cert: &Certificate, json: bool) {
         println!("{value:#}");
         return;
     }
-    println!("{}:", path.display());
+    // Every field the requester chose is shown escaped: a newline or an escape sequence
+    // in it must not fake a line or reach the terminal.
+    println!("{}:", show(&path.display().to_string()));
     println!(
         "        Type: {} {} certificate",
         inner.algorithm().to_certificate_type(),
@@ -82,7 +90,7 @@ fn print_certificate(path: &Path, cert: &Certificate, json: bool) {
         fingerprint(inner.signature_key()),
         inner.signature_key().algorithm()
     );
-    println!("        Key ID: \"{}\"", inner.key_id());
+    println!("        Key ID: \"{}\"", show(inner.key_id()));
     println!("        Serial: {}", inner.serial());
     // ssh-keygen's wording for open-ended windows.
     let validity = match (inner.valid_after(), inner.valid_before()) {
@@ -98,7 +106,7 @@ fn print_certificate(path: &Path, cert: &Certificate, json: bool) {
         } else {
             println!("        {title}: ");
             for item in items {
-                println!("                {item}");
+                println!("                {}", show(&item));
             }
         }
     };

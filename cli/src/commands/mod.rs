@@ -20,7 +20,10 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             csr_format,
             output,
         } => match csr {
-            Some(csr) => sign::sign_csr(&sign, &csr, csr_format, output.as_deref()).await,
+            Some(csr) => {
+                let format = csr_format.unwrap_or(crate::args::CsrFormat::Binary);
+                sign::sign_csr(&sign, &csr, format, output.as_deref()).await
+            }
             None => sign::sign(sign).await,
         },
         Command::Pubkey {

@@ -1,9 +1,11 @@
 //! `kmssh sign`: certificates for public keys (`ssh-keygen -s`), or for a paramiko-cloud
 //! CSR.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kmssh_core::resolved_output_path;
 use kmssh_pki::batch::{DEFAULT_BATCH_CONCURRENCY, issue_batch};
 use kmssh_pki::ssh_key::public::KeyData;
 use kmssh_pki::{
@@ -13,7 +15,10 @@ use kmssh_pki::{
 
 use crate::args::{CsrFormat, SignArgs};
 use crate::exit::Failure;
-use crate::io::{exists_without_force, open_key, read_input, read_text, write_output};
+use crate::io::{
+    exists_without_force, local_key_file, open_key, read_input, read_text,
+    refuse_output_over_inputs, write_output,
+};
 
 /// Issues a certificate for each public key file, written beside it as `NAME-cert.pub`
 /// (stdout for `-`), 32 at a time, with a progress bar on a terminal.
@@ -42,17 +47,33 @@ pub async fn sign(args: SignArgs) -> Result<(), Failure> {
     params.resolve(now)?;
     let mut subjects: Vec<KeyData> = Vec::new();
     let mut targets: Vec<(String, Option<PathBuf>)> = Vec::new();
+    // Every input, so that no certificate is written over one of them.
+    let ca_file = local_key_file(&args.ca);
+    let mut inputs: Vec<&Path> = args.public_keys.iter().map(PathBuf::as_path).collect();
+    inputs.extend(ca_file.as_deref());
+    // Which input each certificate file is for, to refuse two inputs writing one file.
+    let mut claimed: HashMap<PathBuf, &Path> = HashMap::new();
     for path in &args.public_keys {
         let text = read_text(path)?;
         subjects
             .push(parse_subject_key(&text).map_err(|e| Failure::from(e).about(path.display()))?);
         let comment = text.split_whitespace().nth(2).unwrap_or("").to_owned();
         let target = (path != Path::new("-")).then(|| cert_path_for(path));
-        if let Some(target) = &target
-            && target.symlink_metadata().is_ok()
-            && !args.force
-        {
-            return Err(exists_without_force(target));
+        if let Some(target) = &target {
+            if let Ok(entry) = resolved_output_path(target)
+                && let Some(first) = claimed.insert(entry, path)
+            {
+                return Err(Failure::input(format!(
+                    "{} and {} would both be certified as {}: sign them separately",
+                    first.display(),
+                    path.display(),
+                    target.display()
+                )));
+            }
+            refuse_output_over_inputs(target, &inputs)?;
+            if target.symlink_metadata().is_ok() && !args.force {
+                return Err(exists_without_force(target));
+            }
         }
         targets.push((comment, target));
     }
@@ -108,14 +129,23 @@ fn progress_bar(len: usize) -> indicatif::ProgressBar {
 }
 
 /// `kmssh sign --csr`: every field of the request honoured, as paramiko-cloud does.
-/// Only `--ca`, the key flags and `--allow-any-principal` of `args` apply: clap refuses
-/// the certificate flags beside `--csr`.
+/// Only `--ca`, the key flags, `--allow-any-principal` and `--force` (for an existing
+/// `-o` file) of `args` apply: clap refuses the certificate flags beside `--csr`.
 pub async fn sign_csr(
     args: &SignArgs,
     path: &Path,
     format: CsrFormat,
     output: Option<&Path>,
 ) -> Result<(), Failure> {
+    if let Some(output) = output {
+        let ca_file = local_key_file(&args.ca);
+        let mut inputs = vec![path];
+        inputs.extend(ca_file.as_deref());
+        refuse_output_over_inputs(output, &inputs)?;
+        if output.symlink_metadata().is_ok() && !args.force {
+            return Err(exists_without_force(output));
+        }
+    }
     let raw = read_input(path)?;
     let request = match format {
         CsrFormat::Binary => CertificateSigningRequest::from_proto(&raw)?,
@@ -127,6 +157,6 @@ pub async fn sign_csr(
     write_output(
         output,
         format!("{}\n", cert.cert_string(&request.key_id)).as_bytes(),
-        true,
+        args.force,
     )
 }

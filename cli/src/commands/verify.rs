@@ -2,12 +2,16 @@
 
 use std::path::Path;
 
-use kmssh_pki::{Certificate, VerifyOptions, ssh_keygen, ssh_public_key, unix_now};
+use kmssh_pki::{
+    Certificate, VerifyOptions, parse_trusted_ca_keys, ssh_keygen, ssh_public_key, unix_now,
+    verify_with_trusted_cas,
+};
 
 use crate::exit::Failure;
 use crate::io::{read_text, write_output};
 
-/// Verifies `certificate` against `ca`: a CA `.pub` file, or a key URI.
+/// Verifies `certificate` against `ca`: a file of CA public keys (one per line, as
+/// `TrustedUserCAKeys`; any of them may have signed it), or a key URI.
 pub async fn verify(
     ca: &str,
     principal: Option<String>,
@@ -18,17 +22,15 @@ pub async fn verify(
     let at = at
         .map(|text| ssh_keygen::parse_moment(text, unix_now()))
         .transpose()?;
-    let ca_key = if Path::new(ca).is_file() {
-        let line = read_text(Path::new(ca))?;
-        kmssh_pki::ssh_key::PublicKey::from_openssh(line.trim())
-            .map_err(|e| Failure::input(format!("{ca}: not an OpenSSH public key: {e}")))?
-            .key_data()
-            .clone()
+    // A file lists CA keys as TrustedUserCAKeys does (any of them may have signed).
+    let trusted = if Path::new(ca).is_file() {
+        parse_trusted_ca_keys(&read_text(Path::new(ca))?).map_err(|e| Failure::from(e).about(ca))?
     } else {
-        ssh_public_key(kmssh_core::open(ca).await?.public_key())
+        vec![ssh_public_key(kmssh_core::open(ca).await?.public_key())]
     };
-    cert.verify(
-        &ca_key,
+    verify_with_trusted_cas(
+        &cert,
+        &trusted,
         &VerifyOptions {
             at,
             principal,

@@ -7,11 +7,14 @@ use kmssh_pki::x509::{
 
 use crate::args::X509Command;
 use crate::exit::Failure;
-use crate::io::{open_key, read_input, write_output};
+use crate::io::{
+    exists_without_force, local_key_file, open_key, read_input, refuse_output_over_inputs,
+    write_output,
+};
 
 /// Issues a self-signed CA certificate, or a leaf under one.
 pub async fn run(command: X509Command) -> Result<(), Failure> {
-    let (certificate, output) = match command {
+    let (certificate, output, force) = match command {
         X509Command::Ca {
             ca,
             key,
@@ -20,13 +23,22 @@ pub async fn run(command: X509Command) -> Result<(), Failure> {
             serial,
             path_len,
             output,
+            force,
         } => {
+            if let Some(output) = &output {
+                let ca_file = local_key_file(&ca);
+                refuse_output_over_inputs(
+                    output,
+                    &ca_file.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
+                )?;
+                refuse_existing(output, force)?;
+            }
             let mut request = CaRequest::new(subject);
             request.days = days;
             request.serial = serial;
             request.path_len = path_len;
             let key = open_key(&ca, &key, 1).await?;
-            (issue_ca(key.as_ref(), &request).await?, output)
+            (issue_ca(key.as_ref(), &request).await?, output, force)
         }
         X509Command::Leaf {
             ca,
@@ -42,7 +54,17 @@ pub async fn run(command: X509Command) -> Result<(), Failure> {
             days,
             serial,
             output,
+            force,
         } => {
+            if let Some(output) = &output {
+                let ca_file = local_key_file(&ca);
+                let mut inputs = vec![ca_cert.as_path()];
+                inputs.extend(ca_file.as_deref());
+                inputs.extend(csr.as_deref());
+                inputs.extend(public_key.as_deref());
+                refuse_output_over_inputs(output, &inputs)?;
+                refuse_existing(output, force)?;
+            }
             let ca_certificate = parse_certificate(&read_input(&ca_cert)?)
                 .map_err(|e| Failure::from(e).about(ca_cert.display()))?;
             let leaf_key = match (csr, public_key) {
@@ -65,12 +87,20 @@ pub async fn run(command: X509Command) -> Result<(), Failure> {
             request.days = days;
             request.serial = serial;
             let key = open_key(&ca, &key, 1).await?;
-            (issue_leaf(key.as_ref(), &request).await?, output)
+            (issue_leaf(key.as_ref(), &request).await?, output, force)
         }
     };
     write_output(
         output.as_deref(),
         certificate_to_pem(&certificate)?.as_bytes(),
-        true,
+        force,
     )
+}
+
+/// Refuses an existing output before anything is signed, unless `--force`.
+fn refuse_existing(output: &std::path::Path, force: bool) -> Result<(), Failure> {
+    if !force && output.symlink_metadata().is_ok() {
+        return Err(exists_without_force(output));
+    }
+    Ok(())
 }
