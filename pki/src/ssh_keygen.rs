@@ -329,4 +329,31 @@ mod tests {
             assert!(validity(bad, NOW).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn flag_options_refuse_values_and_host_certificates_take_permissions() {
+        let apply = |params: &mut CertificateParameters, options: &[&str]| {
+            let options: Vec<String> = options.iter().map(|o| (*o).to_owned()).collect();
+            apply_options(params, &options)
+        };
+        for bad in [
+            "no-pty=x",
+            "permit-pty=yes",
+            "clear=1",
+            "no-touch-required=0",
+            "permit-X11-forwarding=",
+        ] {
+            let err = apply(&mut CertificateParameters::user(), &[bad]).expect_err(bad);
+            assert_eq!(err.offending_field(), Some(Field::Extensions), "{bad}");
+        }
+        // As `ssh-keygen -h -O clear -O permit-pty`: issued, OpenSSH ignores it on hosts.
+        let mut host = CertificateParameters::host();
+        apply(&mut host, &["clear", "permit-pty"]).expect("host permissions");
+        host.principal("web-01").expect("principal");
+        let resolved = host.resolve(NOW).expect("resolves");
+        assert_eq!(
+            resolved.extensions.keys().collect::<Vec<_>>(),
+            ["permit-pty"]
+        );
+    }
 }
