@@ -6,7 +6,7 @@
 //! | 1 | anything else (a bug) |
 //! | 2 | usage |
 //! | 3 | bad input: a file, a field, a key URI, a subject key kmssh does not certify, an output that exists (without `--force`) or is an input |
-//! | 4 | the CA key: not found, no permission, unusable, an unprotected or non-regular key file, backend not compiled in |
+//! | 4 | the CA key: not found, no credentials or no permission, unusable, an unprotected or non-regular key file, backend not compiled in |
 //! | 5 | the provider is unavailable, throttling or timed out, or `--timeout` passed: retry later |
 //! | 6 | verification failed |
 //! | 7 | an output could not be written |
@@ -45,6 +45,7 @@ impl Class {
         match kind {
             ErrorKind::InvalidInput | ErrorKind::InvalidUri => Self::Input,
             ErrorKind::NotFound
+            | ErrorKind::Unauthenticated
             | ErrorKind::PermissionDenied
             | ErrorKind::InvalidKey
             | ErrorKind::UnsupportedAlgorithm

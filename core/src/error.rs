@@ -15,6 +15,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// The key (or key version) does not exist, or the caller may not know it exists.
     NotFound,
+    /// No credentials were found, or the provider refused the ones given (expired,
+    /// malformed, revoked): the message names the credential sources tried.
+    Unauthenticated,
     /// The caller's identity lacks a permission (for example `kms:Sign`).
     PermissionDenied,
     /// The key exists but cannot be used: malformed, disabled, wrong usage, pending deletion.
@@ -53,6 +56,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NotFound => "not found",
+            Self::Unauthenticated => "unauthenticated",
             Self::PermissionDenied => "permission denied",
             Self::InvalidKey => "invalid key",
             Self::UnsupportedAlgorithm => "unsupported algorithm",
