@@ -106,6 +106,10 @@ pub enum Command {
         /// A principal the certificate must list.
         #[arg(long)]
         principal: Option<String>,
+        /// The type the certificate must have, as sshd requires a user certificate for a
+        /// login and ssh a host certificate for a server (default: either).
+        #[arg(long = "type", value_enum)]
+        cert_type: Option<CertKind>,
         /// Check validity at this moment instead of now: `+1d`, `-2h`,
         /// `YYYYMMDD[HHMM[SS]]` (UTC) or `@SECONDS` since 1970.
         #[arg(long, allow_hyphen_values = true)]
@@ -271,6 +275,15 @@ pub enum X509Command {
         #[arg(long, requires = "output")]
         force: bool,
     },
+}
+
+/// A certificate type for `verify --type`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CertKind {
+    /// A user certificate.
+    User,
+    /// A host certificate.
+    Host,
 }
 
 /// How a CSR file is encoded.

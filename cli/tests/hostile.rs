@@ -998,3 +998,70 @@ fn the_exit_status_tables_in_the_code_the_readme_and_the_security_model_agree() 
     let security_rows = exit_rows(&security[security.find("## Exit status").expect("a table")..]);
     assert_eq!(security_rows, code, "docs/SECURITY.md");
 }
+
+/// `kmssh verify` itself on the conformance suite's hostile certificates (whose sshd
+/// verdicts `conformance/tests/hostile.rs` checks against a real sshd): the binary must
+/// give sshd's verdict, or refuse where kmssh is deliberately stricter.
+#[test]
+fn kmssh_verify_gives_sshds_verdict_on_every_hostile_certificate() {
+    use kmssh_conformance::hostile::{self, Verdict};
+    use kmssh_conformance::kmssh_backend_local::{LocalKey, LocalOptions};
+    use kmssh_core::{Algorithm, KmsKey as _};
+    use kmssh_pki::ssh_key::public::KeyData;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let key =
+        || LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("key");
+    let (ca, other_ca) = (key(), key());
+    let subject_path = keygen(d, "id").with_extension("pub");
+    let subject: KeyData =
+        kmssh_pki::parse_subject_key(&std::fs::read_to_string(&subject_path).expect("pub"))
+            .expect("subject");
+    std::fs::write(
+        d.join("ca.pub"),
+        format!("{}\n", kmssh_pki::pubkey_string(ca.public_key(), "ca")),
+    )
+    .expect("ca.pub");
+    let now = kmssh_pki::unix_now();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let cases = runtime.block_on(hostile::certificates(
+        &ca, &other_ca, &subject, "alice", now,
+    ));
+    assert!(cases.len() > 10);
+    for (i, case) in cases.iter().enumerate() {
+        let path = d.join(format!("case{i}-cert.pub"));
+        std::fs::write(
+            &path,
+            format!(
+                "{}-cert-v01@openssh.com {}\n",
+                subject.algorithm().as_str(),
+                base64_encode(&case.blob)
+            ),
+        )
+        .expect("write");
+        let (code, stdout, err) = guarded(
+            kmssh()
+                .args(["verify", "--ca"])
+                .arg(d.join("ca.pub"))
+                .args(["--principal", "alice", "--type", "user"])
+                .arg(&path),
+        );
+        let accepted = code == 0;
+        let expected = case.openssh == Verdict::Accept && case.kmssh_stricter.is_none();
+        assert_eq!(
+            accepted, expected,
+            "{}: exit {code}, {stdout}{err}",
+            case.name
+        );
+        if !accepted {
+            assert!(matches!(code, 3 | 6), "{}: exit {code}: {err}", case.name);
+            one_line(&err);
+        }
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64ct::{Base64, Encoding as _};
+    Base64::encode_string(bytes)
+}

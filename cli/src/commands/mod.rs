@@ -36,9 +36,10 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::Verify {
             ca,
             principal,
+            cert_type,
             at,
             certificate,
-        } => verify::verify(&ca, principal, at.as_deref(), &certificate).await,
+        } => verify::verify(&ca, principal, cert_type, at.as_deref(), &certificate).await,
         Command::SignMessage {
             key,
             key_args,

@@ -3,10 +3,11 @@
 use std::path::Path;
 
 use kmssh_pki::{
-    Certificate, VerifyOptions, parse_trusted_ca_keys, ssh_keygen, ssh_public_key, unix_now,
-    verify_with_trusted_cas,
+    Certificate, CertificateType, VerifyOptions, parse_trusted_ca_keys, ssh_keygen, ssh_public_key,
+    unix_now, verify_with_trusted_cas,
 };
 
+use crate::args::CertKind;
 use crate::exit::Failure;
 use crate::io::{read_text, write_output};
 
@@ -15,6 +16,7 @@ use crate::io::{read_text, write_output};
 pub async fn verify(
     ca: &str,
     principal: Option<String>,
+    cert_type: Option<CertKind>,
     at: Option<&str>,
     certificate: &Path,
 ) -> Result<(), Failure> {
@@ -34,6 +36,10 @@ pub async fn verify(
         &VerifyOptions {
             at,
             principal,
+            cert_type: cert_type.map(|kind| match kind {
+                CertKind::User => CertificateType::User,
+                CertKind::Host => CertificateType::Host,
+            }),
             ..VerifyOptions::default()
         },
     )?;
