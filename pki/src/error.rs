@@ -50,6 +50,8 @@ pub enum Field {
     CaCertificate,
     /// A PKCS#10 certification request.
     CertificationRequest,
+    /// An OpenSSH key revocation list.
+    RevocationList,
 }
 
 impl Field {
@@ -79,6 +81,7 @@ impl Field {
             Self::DnsName => "DNS name",
             Self::CaCertificate => "CA certificate",
             Self::CertificationRequest => "PKCS#10 CSR",
+            Self::RevocationList => "KRL",
         }
     }
 }

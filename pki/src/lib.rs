@@ -29,6 +29,7 @@ mod certificate;
 pub mod csr;
 mod display;
 mod error;
+pub mod krl;
 pub mod message;
 mod options;
 mod params;
