@@ -117,6 +117,13 @@ pub enum Command {
         /// The certificate file.
         certificate: PathBuf,
     },
+    /// Write or update an OpenSSH key revocation list (KRL) for a CA, or check keys and
+    /// certificates against one with `--check` (exit 8 if any is revoked).
+    ///
+    /// Example: kmssh krl --ca local:ca_key --revoke-serial 1000-1099 --revoke-key-id alice@laptop -o revoked.krl
+    ///
+    /// Example: kmssh krl --check revoked.krl id_ed25519-cert.pub
+    Krl(KrlArgs),
     /// Sign a message (hashed locally) and print the signature.
     ///
     /// Example: kmssh sign-message --key local:ca_key --format base64 challenge.bin
@@ -189,6 +196,50 @@ pub struct SignArgs {
     /// Public key files (`-` reads stdin and writes the certificate to stdout).
     #[arg(required_unless_present = "csr")]
     pub public_keys: Vec<PathBuf>,
+}
+
+/// `kmssh krl`.
+#[derive(clap::Args)]
+pub struct KrlArgs {
+    /// Check the certificates and public keys given against this KRL instead of writing one.
+    #[arg(long, value_name = "KRL", conflicts_with_all = ["ca", "update", "output"])]
+    pub check: Option<PathBuf>,
+    /// With --check: the certificate and public key files to check.
+    #[arg(requires = "check")]
+    pub files: Vec<PathBuf>,
+    /// The CA whose certificates are revoked by serial and key id: a key URI, or a file
+    /// with its OpenSSH public key.
+    #[arg(long, required_unless_present = "check")]
+    pub ca: Option<String>,
+    /// Add to this KRL (its version goes up by one); written back in place unless -o.
+    #[arg(long, value_name = "KRL")]
+    pub update: Option<PathBuf>,
+    /// Revoke a serial or an inclusive range: `N`, `A-B` (serial 0 cannot be revoked by
+    /// serial: use --revoke-key-id). Repeatable.
+    #[arg(long, value_name = "N|A-B")]
+    pub revoke_serial: Vec<String>,
+    /// Revoke every certificate with this key id. Repeatable.
+    #[arg(long, value_name = "ID")]
+    pub revoke_key_id: Vec<String>,
+    /// Revoke a public key (and every certificate for it), listing the key. Repeatable.
+    #[arg(long, value_name = "KEY.pub")]
+    pub revoke_key: Vec<PathBuf>,
+    /// Revoke a public key by its SHA-256 fingerprint (smaller). Repeatable.
+    #[arg(long, value_name = "KEY.pub")]
+    pub revoke_key_hash: Vec<PathBuf>,
+    /// The KRL's comment.
+    #[arg(long)]
+    pub comment: Option<String>,
+    /// Write the KRL here.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Replace the -o file if it exists (never one of the inputs).
+    #[arg(long)]
+    pub force: bool,
+    /// Also write an SSHSIG of the KRL, made by the CA key, to KRL.sig (namespace
+    /// `file`: `ssh-keygen -Y verify -n file`).
+    #[arg(long)]
+    pub sign: bool,
 }
 
 /// `kmssh x509` subcommands.

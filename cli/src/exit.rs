@@ -10,6 +10,7 @@
 //! | 5 | the provider is unavailable, throttling or timed out, or `--timeout` passed: retry later |
 //! | 6 | verification failed |
 //! | 7 | an output could not be written |
+//! | 8 | revoked: `krl --check` found a key or certificate in the KRL |
 
 use std::process::ExitCode;
 
@@ -36,6 +37,8 @@ pub enum Class {
     Verification,
     /// 7.
     Output,
+    /// 8.
+    Revoked,
     /// 1.
     Other,
 }
@@ -65,6 +68,7 @@ impl Class {
             Self::Unavailable => 5,
             Self::Verification => 6,
             Self::Output => 7,
+            Self::Revoked => 8,
         }
     }
 }

@@ -17,6 +17,11 @@ pub const MAX_INPUT_BYTES: u64 = 1024 * 1024;
 /// Reads a file (or stdin for `-`), refusing more than [`MAX_INPUT_BYTES`], whatever
 /// size the file claims (devices claim none).
 pub fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
+    read_bounded(path, MAX_INPUT_BYTES)
+}
+
+/// As [`read_input`], with another limit (a KRL may be larger than a key).
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, Failure> {
     let name = || {
         if path == Path::new("-") {
             "stdin".to_owned()
@@ -27,21 +32,19 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
     let failed = |e: std::io::Error| Failure::input(format!("{}: {e}", name()));
     let mut buffer = Vec::new();
     let read = if path == Path::new("-") {
-        std::io::stdin()
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_end(&mut buffer)
+        std::io::stdin().take(limit + 1).read_to_end(&mut buffer)
     } else {
         std::fs::File::open(path)
             .map_err(failed)?
-            .take(MAX_INPUT_BYTES + 1)
+            .take(limit + 1)
             .read_to_end(&mut buffer)
     };
     read.map_err(failed)?;
-    if buffer.len() as u64 > MAX_INPUT_BYTES {
+    if buffer.len() as u64 > limit {
         return Err(Failure::input(format!(
             "{}: larger than {} KiB, too large for this input",
             name(),
-            MAX_INPUT_BYTES / 1024
+            limit / 1024
         )));
     }
     Ok(buffer)

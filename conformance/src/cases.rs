@@ -389,6 +389,7 @@ impl LoginSetup {
             trusted_user_ca: &pubkey_string(key.public_key(), "kmssh conformance CA"),
             host_key: &self.host_key,
             host_certificate,
+            revoked_keys: None,
         })
     }
 

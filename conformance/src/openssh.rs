@@ -223,6 +223,8 @@ pub struct SshdConfig<'a> {
     pub host_key: &'a Path,
     /// A host certificate to present, if any.
     pub host_certificate: Option<&'a Path>,
+    /// A KRL for `RevokedKeys`, if any.
+    pub revoked_keys: Option<&'a Path>,
 }
 
 fn free_port() -> u16 {
@@ -273,6 +275,9 @@ impl Sshd {
         );
         if let Some(cert) = config.host_certificate {
             text.push_str(&format!("HostCertificate {}\n", cert.display()));
+        }
+        if let Some(krl) = config.revoked_keys {
+            text.push_str(&format!("RevokedKeys {}\n", krl.display()));
         }
         let config_path = config.dir.join(format!("sshd_config-{port}"));
         std::fs::write(&config_path, text).expect("write sshd config");

@@ -57,6 +57,7 @@ async fn kmssh_verify_agrees_with_ssh_keygen_and_sshd_on_every_hostile_certifica
         trusted_user_ca: &pubkey_string(ca.public_key(), "hostile-ca"),
         host_key: &host_key,
         host_certificate: None,
+        revoked_keys: None,
     });
     let known_hosts = format!("[127.0.0.1]:{} {}", sshd.port(), host_line.trim());
 

@@ -465,6 +465,78 @@ impl Krl {
     }
 }
 
+impl Krl {
+    /// Marks a new release of the list: the version one higher, generated `now`.
+    pub fn release(&mut self, now: u64) {
+        self.version = self.version.saturating_add(1);
+        self.generated_date = now;
+    }
+
+    /// Checks one OpenSSH line, as `ssh-keygen -Q` checks a file: a certificate
+    /// (`*-cert-v01@openssh.com …`) by [`Krl::check_certificate`], a plain public key by
+    /// [`Krl::check_key`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidField`] naming the certificate or the public key when the line is
+    /// neither.
+    pub fn check_openssh_line(&self, line: &str) -> Result<Option<Revoked>> {
+        let line = line.trim();
+        let is_certificate = line
+            .split_ascii_whitespace()
+            .next()
+            .is_some_and(|word| word.ends_with("-cert-v01@openssh.com"));
+        if is_certificate {
+            Ok(self.check_certificate(&Certificate::from_openssh(line)?))
+        } else {
+            let key = ssh_key::PublicKey::from_openssh(line).map_err(|e| {
+                Error::field(
+                    Field::SubjectKey,
+                    format!("not an OpenSSH public key or certificate: {e}"),
+                )
+            })?;
+            Ok(self.check_key(key.key_data()))
+        }
+    }
+}
+
+/// Parses a serial or an inclusive range as `ssh-keygen -k` spells them: `N` or `A-B`
+/// (decimal, or hexadecimal with `0x`).
+///
+/// # Errors
+/// [`Error::InvalidField`] naming the revocation list for anything else, serial 0 or an
+/// inverted range.
+pub fn parse_serials(text: &str) -> Result<(u64, u64)> {
+    let number = |t: &str| {
+        let t = t.trim();
+        let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => t.parse(),
+        };
+        parsed.map_err(|_| {
+            krl_error(format!(
+                "serial {} is not a number (N, A-B, or 0x hexadecimal)",
+                shown(t)
+            ))
+        })
+    };
+    let (lo, hi) = match text.split_once('-') {
+        Some((lo, hi)) => (number(lo)?, number(hi)?),
+        None => {
+            let n = number(text)?;
+            (n, n)
+        }
+    };
+    if lo == 0 {
+        return Err(krl_error(
+            "serial 0 cannot be revoked by serial (OpenSSH ignores it): revoke the certificate's key id",
+        ));
+    }
+    if lo > hi {
+        return Err(krl_error(format!("serial range {lo}-{hi} is inverted")));
+    }
+    Ok((lo, hi))
+}
+
 /// Counts of what a [`Krl`] revokes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KrlCounts {
@@ -785,6 +857,15 @@ mod tests {
             self.scopes
                 .get(&None)
                 .is_some_and(|s| s.serials.contains(serial))
+        }
+    }
+
+    #[test]
+    fn serial_specs_parse_as_ssh_keygen_spells_them() {
+        assert_eq!(parse_serials("5").ok(), Some((5, 5)));
+        assert_eq!(parse_serials("10-0x20").ok(), Some((10, 32)));
+        for bad in ["0", "0-5", "9-5", "x", "", "-5", "1-"] {
+            assert!(parse_serials(bad).is_err(), "{bad}");
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod backends;
 mod inspect;
+mod krl;
 mod pubkey;
 mod sign;
 mod sign_message;
@@ -48,6 +49,7 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             message,
         } => sign_message::sign_message(&key, &key_args, format, &namespace, &message).await,
         Command::X509 { command } => x509::run(command).await,
+        Command::Krl(args) => krl::run(args).await,
         Command::Backends => backends::backends(),
     }
 }
