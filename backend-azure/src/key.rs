@@ -294,10 +294,13 @@ impl RawSigner for AzureKeyVaultKey {
                 ),
             ));
         }
+        // Key Vault identifiers compare case-insensitively: a URI may spell the name
+        // `SSH-CA` for the key stored (and named in `kid`) as `ssh-ca`.
         if let Some(kid) = &result.kid
             && !kid
                 .trim_end_matches('/')
-                .ends_with(&format!("/{}/{}", self.name, self.version))
+                .to_ascii_lowercase()
+                .ends_with(&format!("/{}/{}", self.name, self.version).to_ascii_lowercase())
         {
             return Err(Error::new(
                 ErrorKind::BadSignature,

@@ -14,12 +14,26 @@
 //! # Configuration
 //!
 //! Built on Microsoft's maintained `azure_security_keyvault_keys` 1.x with `azure_identity`
-//! (the older `azure_security_keyvault` 0.x crate is superseded). Credentials, in the order
-//! [`default_credential`] tries them: a service principal from the environment
-//! (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`), workload identity
-//! (`AZURE_FEDERATED_TOKEN_FILE`), managed identity (`IDENTITY_ENDPOINT`/`MSI_ENDPOINT`),
-//! then the Azure CLI. A credential that cannot be obtained or is refused is reported as
-//! a configuration or permission error, never as the service being unavailable.
+//! (the older `azure_security_keyvault` 0.x crate is superseded). Credentials come from
+//! [`CredentialChain`], in the order `DefaultAzureCredential` documents in Azure's other
+//! SDKs: a service principal from the environment (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`
+//! with `AZURE_CLIENT_SECRET` or `AZURE_CLIENT_CERTIFICATE_PATH`, PEM or PFX), workload
+//! identity (`AZURE_FEDERATED_TOKEN_FILE`), managed identity (App Service / Container Apps
+//! through `IDENTITY_ENDPOINT`, Cloud Shell through `MSI_ENDPOINT`, otherwise IMDS at
+//! `http://169.254.169.254` or [`IMDS_AUTHORITY_ENV`], probed for at most
+//! [`IMDS_PROBE_TIMEOUT`]; `AZURE_CLIENT_ID` picks a user-assigned identity), the Azure
+//! CLI, then the Azure Developer CLI; [`TOKEN_CREDENTIALS_ENV`] narrows it. A credential
+//! that cannot be obtained or is refused is [`ErrorKind::Unauthenticated`](kmssh_core::ErrorKind)
+//! naming the sources tried, never retried as the service being unavailable.
+//!
+//! A token is requested for the audience of the key URI's host, as the vault's challenge
+//! names it: `https://vault.azure.net` for `*.vault.azure.net`,
+//! `https://managedhsm.azure.net` for `*.managedhsm.azure.net` (and the US Government and
+//! China equivalents, [`key_vault_resource`]); a challenge for another audience gets no
+//! token. Key Vault's 401 is unauthenticated; its 403 keeps the service's code and message
+//! (a firewall block, a key disabled or expired since open, a key whose `key_ops` lack
+//! `sign`, or an identity without `keys/get`/`keys/sign`). Key names compare
+//! case-insensitively, as Key Vault's do.
 //!
 //! Code sets the credential, a vault endpoint override, an extra trusted CA (PEM),
 //! timeouts and retries with [`AzureKeyVaultOptions`], directly
@@ -50,10 +64,15 @@
 
 #![forbid(unsafe_code)]
 
+mod credential;
 mod error;
 mod key;
 mod options;
 
+pub use credential::{
+    AUTHORITY_HOST_ENV, CredentialChain, IMDS_AUTHORITY_ENV, IMDS_PROBE_TIMEOUT,
+    TOKEN_CREDENTIALS_ENV, key_vault_resource,
+};
 pub use key::{AzureKeyVaultKey, KeyLocation, parse_key_url};
 pub use options::{
     ACCESS_TOKEN_ENV, AccessTokenCredential, AzureKeyVaultOptions, CA_FILE_ENV, ENDPOINT_ENV,

@@ -13,7 +13,8 @@ use kmssh_core::{
     BackendOptions, DEFAULT_CALL_TIMEOUT, Error, ErrorKind, KeyUri, Result, RetryPolicy,
 };
 
-use crate::parse_key_url;
+use crate::credential::AudienceGuard;
+use crate::{CredentialChain, key_vault_resource, parse_key_url};
 
 /// `KMSSH_AZURE_ENDPOINT`: [`AzureKeyVaultOptions::endpoint`] for keys opened through the
 /// registry without options.
@@ -22,9 +23,11 @@ pub const ENDPOINT_ENV: &str = "KMSSH_AZURE_ENDPOINT";
 /// ([`AzureKeyVaultOptions::extra_ca_pem`]), for keys opened through the registry without
 /// options.
 pub const CA_FILE_ENV: &str = "KMSSH_AZURE_CA_FILE";
-/// `KMSSH_AZURE_ACCESS_TOKEN`: a bearer token obtained elsewhere (for example
-/// `az account get-access-token --resource https://vault.azure.net`), used instead of the
-/// credential chain for keys opened through the registry without options.
+/// `KMSSH_AZURE_ACCESS_TOKEN`: a bearer token obtained elsewhere, used instead of the
+/// credential chain for keys opened through the registry without options. Its audience
+/// must be the key's host's: `az account get-access-token --resource
+/// https://vault.azure.net` for a vault (`*.vault.azure.net`), `--resource
+/// https://managedhsm.azure.net` for a Managed HSM (`*.managedhsm.azure.net`).
 pub const ACCESS_TOKEN_ENV: &str = "KMSSH_AZURE_ACCESS_TOKEN";
 /// `KMSSH_AZURE_VERIFY_CHALLENGE_RESOURCE=false`: accept an auth challenge whose resource
 /// is not the vault's domain (needed with an endpoint on another host).
@@ -38,7 +41,10 @@ pub struct AzureKeyVaultOptions {
     pub endpoint: Option<String>,
     /// An extra CA certificate (PEM) to trust, beside the system roots.
     pub extra_ca_pem: Option<Vec<u8>>,
-    /// The credential (default: [`default_credential`]).
+    /// The credential (default: [`CredentialChain::from_env`], the chain
+    /// `DefaultAzureCredential` documents). Whichever it is, a token is only handed to a
+    /// vault whose challenge asks for the audience of the key URI's host (Key Vault or
+    /// Managed HSM, see [`key_vault_resource`]).
     pub credential: Option<Arc<dyn TokenCredential>>,
     /// Whether the auth challenge's resource must match the vault's domain (default true).
     pub verify_challenge_resource: Option<bool>,
@@ -110,10 +116,18 @@ impl AzureKeyVaultOptions {
                 "the vault endpoint must be https",
             ));
         }
-        let credential = match &self.credential {
+        let mut credential = match &self.credential {
             Some(c) => c.clone(),
-            None => default_credential()?,
+            None => Arc::new(CredentialChain::from_env(self)?) as Arc<dyn TokenCredential>,
         };
+        let host = vault.trim_start_matches("https://");
+        if let Some(resource) = key_vault_resource(host) {
+            credential = Arc::new(AudienceGuard {
+                inner: credential,
+                host: host.to_owned(),
+                resource,
+            });
+        }
         let client_options = KeyClientOptions {
             client_options: ClientOptions {
                 retry: RetryOptions::none(),
@@ -128,8 +142,9 @@ impl AzureKeyVaultOptions {
         })
     }
 
-    /// The HTTPS client under the SDK: https only, the per-call timeout, the extra CA.
-    fn http_client(&self) -> Result<reqwest::Client> {
+    /// The HTTPS client under the SDK (and under the credential chain's Entra ID
+    /// requests): https only, the per-call timeout, the extra CA.
+    pub(crate) fn http_client(&self) -> Result<reqwest::Client> {
         let call_timeout = self.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
         let mut builder = reqwest::Client::builder()
             .https_only(true)
@@ -148,42 +163,19 @@ impl AzureKeyVaultOptions {
     }
 }
 
-/// The credential chain described in the crate docs: a service principal from the
-/// environment, workload identity, managed identity, then the Azure CLI.
+/// The credential chain of the crate docs for this process's environment
+/// ([`CredentialChain::from_env`] with default options), shared behind an `Arc`.
 ///
 /// # Errors
-/// [`ErrorKind::Config`] when the chosen credential cannot be built.
+/// [`ErrorKind::Config`] when a configured source cannot be set up.
 pub fn default_credential() -> Result<Arc<dyn TokenCredential>> {
-    let env = kmssh_core::env_setting;
-    let built: azure_core::Result<Arc<dyn TokenCredential>> = match (
-        env("AZURE_TENANT_ID"),
-        env("AZURE_CLIENT_ID"),
-        env("AZURE_CLIENT_SECRET"),
-    ) {
-        (Some(tenant), Some(client), Some(secret)) => azure_identity::ClientSecretCredential::new(
-            &tenant,
-            client,
-            azure_core::credentials::Secret::new(secret),
-            None,
-        )
-        .map(|c| c as Arc<dyn TokenCredential>),
-        _ if env("AZURE_FEDERATED_TOKEN_FILE").is_some() => {
-            azure_identity::WorkloadIdentityCredential::new(None)
-                .map(|c| c as Arc<dyn TokenCredential>)
-        }
-        _ if env("IDENTITY_ENDPOINT").is_some() || env("MSI_ENDPOINT").is_some() => {
-            azure_identity::ManagedIdentityCredential::new(None)
-                .map(|c| c as Arc<dyn TokenCredential>)
-        }
-        _ => azure_identity::AzureCliCredential::new(None).map(|c| c as Arc<dyn TokenCredential>),
-    };
-    built.map_err(|e| {
-        Error::new(ErrorKind::Config, "cannot set up Azure credentials").with_source(e)
-    })
+    Ok(Arc::new(CredentialChain::from_env(
+        &AzureKeyVaultOptions::default(),
+    )?))
 }
 
 /// A credential that hands out one bearer token obtained elsewhere. Its expiry is not
-/// known here: when the vault stops accepting it, calls fail as permission denied.
+/// known here: when the vault stops accepting it, calls fail as unauthenticated (401).
 pub struct AccessTokenCredential {
     token: azure_core::credentials::Secret,
 }

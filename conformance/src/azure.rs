@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kmssh_backend_azure::{AccessTokenCredential, AzureKeyVaultKey, AzureKeyVaultOptions};
+use kmssh_backend_azure::{
+    AccessTokenCredential, AzureKeyVaultKey, AzureKeyVaultOptions, CredentialChain,
+};
 use kmssh_core::{Algorithm, KeyUri, KmsKey, Options};
 
 use crate::azure_emulator::{AzureKeyVaultEmulator, KeyKind, KeySetup, TEST_TOKEN};
@@ -27,6 +29,40 @@ pub fn emulator_options(emulator: &AzureKeyVaultEmulator) -> AzureKeyVaultOption
         call_timeout: Some(Duration::from_secs(5)),
         retry: Some(crate::emulator_retry_policy()),
     }
+}
+
+/// Options that reach the emulator as [`emulator_options`] does, but authenticate with
+/// the credential chain set up from `env` alone (variable, value), not the process's
+/// environment: the chain's Entra ID requests trust the emulator's CA.
+///
+/// # Panics
+/// If the chain cannot be set up from `env`.
+#[must_use]
+pub fn chain_options(
+    emulator: &AzureKeyVaultEmulator,
+    env: &[(&str, String)],
+) -> AzureKeyVaultOptions {
+    let mut options = emulator_options(emulator);
+    options.credential = None;
+    let chain = CredentialChain::with_lookup(&options, &|name| {
+        env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    })
+    .expect("credential chain");
+    options.credential = Some(Arc::new(chain));
+    options
+}
+
+/// `http://127.0.0.1:PORT` for a loopback port nothing listens on (bound, then closed):
+/// an IMDS that is not there.
+///
+/// # Panics
+/// If no loopback port can be bound.
+#[must_use]
+pub fn closed_loopback_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
 }
 
 /// The URI of an emulator key (named as a real vault would be; the endpoint option
