@@ -4,17 +4,22 @@
 use async_trait::async_trait;
 use google_cloud_kms_v1::client::KeyManagementService;
 use google_cloud_kms_v1::model::Digest;
-use google_cloud_kms_v1::model::crypto_key_version::CryptoKeyVersionAlgorithm;
+use google_cloud_kms_v1::model::crypto_key_version::{
+    CryptoKeyVersionAlgorithm, CryptoKeyVersionState,
+};
 use kmssh_core::{
     Algorithm, EcPublicKey, EcdsaSignature, Error, ErrorKind, KeyUri, RawSigner, Result,
     RetryPolicy, VerifiedSigner,
 };
 
-use crate::GcpKmsOptions;
 use crate::error::map_sdk_error;
+use crate::{GcpKmsOptions, Protection};
 
 /// The Cloud KMS algorithms this backend signs with.
 pub const SUPPORTED_ALGORITHMS: [&str; 2] = ["EC_SIGN_P256_SHA256", "EC_SIGN_P384_SHA384"];
+
+/// At most this many pages of 1,000 versions are listed for `version=latest`.
+const MAX_LIST_PAGES: usize = 100;
 
 /// A Cloud KMS key version, opened and checked; [`GcpKmsKey::open`] returns it inside
 /// [`VerifiedSigner`], which checks every signature before handing it out.
@@ -24,7 +29,9 @@ pub struct GcpKmsKey {
     client: KeyManagementService,
     name: String,
     public: EcPublicKey,
+    protection: Option<Protection>,
     retry: RetryPolicy,
+    credentials: Option<String>,
 }
 
 /// CRC32C as Cloud KMS carries it: an int64.
@@ -32,32 +39,196 @@ fn crc32c(bytes: &[u8]) -> i64 {
     i64::from(crc32c::crc32c(bytes))
 }
 
-/// `projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N`, every part non-empty.
-fn version_name(uri: &KeyUri) -> Result<&str> {
-    let name = uri.body();
+/// What a key URI (and the options) ask for.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    /// A key version's name, or with `latest` a crypto key's.
+    name: String,
+    /// Resolve `name` (a crypto key) to its newest `ENABLED` version.
+    latest: bool,
+    /// Refuse a version of any other protection level.
+    protection: Option<Protection>,
+}
+
+const LABELS: [&str; 5] = [
+    "projects",
+    "locations",
+    "keyRings",
+    "cryptoKeys",
+    "cryptoKeyVersions",
+];
+
+/// `name` is `LABEL/value` for the first `n` labels, every part non-empty.
+fn shaped(name: &str, n: usize) -> bool {
     let parts: Vec<&str> = name.split('/').collect();
-    let labels = [
-        "projects",
-        "locations",
-        "keyRings",
-        "cryptoKeys",
-        "cryptoKeyVersions",
-    ];
-    let shaped = |n: usize| {
-        parts.len() == 2 * n
-            && parts.iter().all(|p| !p.is_empty())
-            && (0..n).all(|i| parts[2 * i] == labels[i])
-    };
-    if shaped(5) {
-        return Ok(name);
+    parts.len() == 2 * n
+        && parts.iter().all(|p| !p.is_empty())
+        && (0..n).all(|i| parts[2 * i] == LABELS[i])
+}
+
+const FORMS: &str = "expected gcp-kms:projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N, \
+    or gcp-kms:projects/P/locations/L/keyRings/R/cryptoKeys/K?version=latest, \
+    optionally with protection=software|hsm|external|external-vpc";
+
+/// Reads `gcp-kms:NAME[?version=latest][&protection=LEVEL]` (the registry leaves the
+/// query in the body for this scheme) against `options`.
+fn target(uri: &KeyUri, options: &GcpKmsOptions) -> Result<Target> {
+    let invalid = |why: String| Error::new(ErrorKind::InvalidUri, why).with_context("uri", uri);
+    let (name, query) = uri.body().split_once('?').unwrap_or((uri.body(), ""));
+    let mut latest = false;
+    let mut protection = None;
+    let mut seen: Vec<&str> = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if seen.contains(&key) {
+            return Err(invalid(format!("`{key}` is given twice")));
+        }
+        seen.push(key);
+        match key {
+            "version" if value == "latest" => latest = true,
+            "version" => {
+                return Err(invalid(format!(
+                    "version={value}: the only value is `latest` (a version number goes in \
+                     the name: …/cryptoKeyVersions/N)"
+                )));
+            }
+            "protection" => {
+                protection = Some(Protection::parse(value).ok_or_else(|| {
+                    invalid(format!(
+                        "protection={value}: expected software, hsm, external or external-vpc"
+                    ))
+                })?);
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "unknown parameter `{key}`: gcp-kms URIs take version=latest and \
+                     protection=software|hsm|external|external-vpc"
+                )));
+            }
+        }
     }
-    let why = if shaped(4) {
-        "this names a crypto key, not a key version: asymmetric signing happens at the key version level, \
-         so add /cryptoKeyVersions/N (see `gcloud kms keys versions list`)"
-    } else {
-        "expected gcp-kms:projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N"
+    let protection = match (protection, options.required_protection) {
+        (Some(asked), Some(required)) if asked != required => {
+            return Err(invalid(format!(
+                "protection={} contradicts the required protection {} in GcpKmsOptions",
+                asked.uri_value(),
+                required.uri_value()
+            )));
+        }
+        (asked, required) => asked.or(required),
     };
-    Err(Error::new(ErrorKind::InvalidUri, why).with_context("uri", uri))
+    if shaped(name, 5) {
+        if latest {
+            return Err(invalid(
+                "this names a key version and asks for version=latest: give one or the other"
+                    .into(),
+            ));
+        }
+        return Ok(Target {
+            name: name.to_owned(),
+            latest: false,
+            protection,
+        });
+    }
+    if shaped(name, 4) {
+        if latest || options.resolve_latest_version {
+            return Ok(Target {
+                name: name.to_owned(),
+                latest: true,
+                protection,
+            });
+        }
+        return Err(invalid(
+            "this names a crypto key, not a key version: asymmetric signing happens at the key \
+             version level, so add /cryptoKeyVersions/N (see `gcloud kms keys versions list`), \
+             or opt in to the key's newest ENABLED version with ?version=latest"
+                .into(),
+        ));
+    }
+    Err(invalid(FORMS.into()))
+}
+
+/// Says which credentials were used on an authentication or permission error.
+fn with_credentials(error: Error, credentials: Option<&str>) -> Error {
+    match credentials {
+        Some(source)
+            if matches!(
+                error.kind(),
+                ErrorKind::Unauthenticated | ErrorKind::PermissionDenied
+            ) =>
+        {
+            error.with_context("credentials", source)
+        }
+        _ => error,
+    }
+}
+
+/// The newest `ENABLED` version of crypto key `key` (the highest version number), by
+/// listing its versions.
+async fn newest_enabled_version(
+    client: &KeyManagementService,
+    key: &str,
+    retry: &RetryPolicy,
+) -> Result<String> {
+    let mut newest: Option<(u64, String)> = None;
+    let mut other_states: Vec<String> = Vec::new();
+    let mut listed = 0usize;
+    let mut page_token = String::new();
+    for page_number in 1..=MAX_LIST_PAGES {
+        let token = page_token.clone();
+        let page = retry
+            .run("listCryptoKeyVersions", || async {
+                client
+                    .list_crypto_key_versions()
+                    .set_parent(key)
+                    .set_page_size(1000)
+                    .set_page_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error("listCryptoKeyVersions", e))
+            })
+            .await?;
+        for version in page.crypto_key_versions {
+            let number = version
+                .name
+                .strip_prefix(key)
+                .and_then(|rest| rest.strip_prefix("/cryptoKeyVersions/"))
+                .and_then(|n| n.parse::<u64>().ok());
+            let Some(number) = number else { continue };
+            listed += 1;
+            if version.state == CryptoKeyVersionState::Enabled {
+                if newest.as_ref().is_none_or(|(best, _)| number > *best) {
+                    newest = Some((number, version.name));
+                }
+            } else {
+                let state = version.state.name().unwrap_or("UNKNOWN").to_owned();
+                if !other_states.contains(&state) {
+                    other_states.push(state);
+                }
+            }
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        if page_number == MAX_LIST_PAGES {
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                format!("Cloud KMS listCryptoKeyVersions: more than {MAX_LIST_PAGES} pages"),
+            ));
+        }
+        page_token = page.next_page_token;
+    }
+    newest.map(|(_, name)| name).ok_or_else(|| {
+        let states = if other_states.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", other_states.join(", "))
+        };
+        Error::new(
+            ErrorKind::InvalidKey,
+            format!("version=latest: the key has no ENABLED version ({listed} listed{states})"),
+        )
+    })
 }
 
 /// An answer that failed an integrity check: retried once by the signer, then refused.
@@ -70,39 +241,69 @@ impl GcpKmsKey {
     /// [`GcpKmsOptions::client`]).
     ///
     /// # Errors
-    /// As [`GcpKmsKey::open_with_client`], or [`ErrorKind::Config`] without credentials.
+    /// As [`GcpKmsKey::open_with_client`]; [`ErrorKind::Unauthenticated`] without
+    /// credentials (naming the sources tried).
     pub async fn open(uri: &KeyUri, options: &GcpKmsOptions) -> Result<VerifiedSigner<Self>> {
-        // A URI that names no key version is refused before any client is built.
-        version_name(uri)?;
-        let client = options
-            .client()
+        // A URI that names no key version (and does not opt in) is refused before any
+        // client is built.
+        target(uri, options)?;
+        let connection = options
+            .connect()
             .await
             .map_err(|e| e.with_context("uri", uri))?;
-        Self::open_with_client(uri, client, options).await
+        Self::open_connected(uri, connection.client, connection.credentials, options).await
     }
 
-    /// Opens a key version with a client the caller built: one `getPublicKey`, its
-    /// algorithm and PEM CRC32C checked. `options` gives the retry policy; its client
-    /// settings are not used.
+    /// Opens a key version with a client the caller built: with `version=latest`, one
+    /// `cryptoKeyVersions.list` (paged); then one `getPublicKey`, its algorithm, PEM
+    /// CRC32C and (if required) protection level checked. `options` gives the retry
+    /// policy and the opt-ins; its client settings are not used.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidUri`] for a name that is not a key version;
-    /// [`ErrorKind::UnsupportedAlgorithm`] naming any algorithm but the two EC ones;
-    /// [`ErrorKind::BadSignature`] for a PEM whose CRC32C does not match; provider
-    /// failures after retries.
+    /// [`ErrorKind::InvalidUri`] for a name that is not a key version (without
+    /// `version=latest`) or a malformed parameter; [`ErrorKind::UnsupportedAlgorithm`]
+    /// naming any algorithm but the two EC ones; [`ErrorKind::InvalidKey`] for a version
+    /// of another protection level than required, or a key without an `ENABLED`
+    /// version; [`ErrorKind::BadSignature`] for a PEM whose CRC32C does not match;
+    /// provider failures after retries.
     pub async fn open_with_client(
         uri: &KeyUri,
         client: KeyManagementService,
         options: &GcpKmsOptions,
     ) -> Result<VerifiedSigner<Self>> {
-        let name = version_name(uri)?;
+        Self::open_connected(uri, client, None, options).await
+    }
+
+    async fn open_connected(
+        uri: &KeyUri,
+        client: KeyManagementService,
+        credentials: Option<String>,
+        options: &GcpKmsOptions,
+    ) -> Result<VerifiedSigner<Self>> {
+        let target = target(uri, options)?;
         let retry = options.retry.unwrap_or_default();
-        let at_uri = |e: Error| e.with_context("uri", uri);
+        let at_uri =
+            |e: Error| with_credentials(e, credentials.as_deref()).with_context("uri", uri);
+        let name = if target.latest {
+            newest_enabled_version(&client, &target.name, &retry)
+                .await
+                .map_err(at_uri)?
+        } else {
+            target.name
+        };
+        let at_uri = |e: Error| {
+            let e = with_credentials(e, credentials.as_deref()).with_context("uri", uri);
+            if target.latest {
+                e.with_context("version", &name)
+            } else {
+                e
+            }
+        };
         let public_key = retry
             .run("getPublicKey", || async {
                 client
                     .get_public_key()
-                    .set_name(name)
+                    .set_name(&name)
                     .send()
                     .await
                     .map_err(|e| map_sdk_error("getPublicKey", e))
@@ -131,6 +332,21 @@ impl GcpKmsKey {
                 "the public key's PEM does not match its pemCrc32c: corrupted in transit".into(),
             )));
         }
+        let protection = Protection::ALL
+            .into_iter()
+            .find(|p| p.admits(&public_key.protection_level));
+        if let Some(required) = target.protection
+            && !required.admits(&public_key.protection_level)
+        {
+            return Err(at_uri(Error::new(
+                ErrorKind::InvalidKey,
+                format!(
+                    "the key version's protection level is {}, but protection={} requires {required}",
+                    public_key.protection_level.name().unwrap_or("UNSPECIFIED"),
+                    required.uri_value(),
+                ),
+            )));
+        }
         let public = EcPublicKey::from_public_key_pem(&public_key.pem).map_err(at_uri)?;
         if public.algorithm() != algorithm {
             return Err(at_uri(Error::new(
@@ -144,16 +360,25 @@ impl GcpKmsKey {
         Ok(VerifiedSigner::new(Self {
             uri: uri.clone(),
             client,
-            name: name.to_owned(),
+            name,
             public,
+            protection,
             retry,
+            credentials,
         }))
     }
 
-    /// The key version's resource name.
+    /// The key version's resource name (with `version=latest`, the version it resolved to).
     #[must_use]
     pub fn version_name(&self) -> &str {
         &self.name
+    }
+
+    /// The version's protection level, as `getPublicKey` reported it (`None` for a level
+    /// this crate does not know).
+    #[must_use]
+    pub fn protection(&self) -> Option<Protection> {
+        self.protection
     }
 
     /// One `asymmetricSign` (with transport retries) and the integrity checks on its answer.
@@ -176,7 +401,8 @@ impl GcpKmsKey {
                     .await
                     .map_err(|e| map_sdk_error("asymmetricSign", e))
             })
-            .await?;
+            .await
+            .map_err(|e| with_credentials(e, self.credentials.as_deref()))?;
         if !response.verified_digest_crc32c {
             return Err(integrity_error(
                 "Cloud KMS did not confirm the digest's CRC32C (verifiedDigestCrc32c false): the request was altered".into(),
@@ -221,28 +447,103 @@ impl RawSigner for GcpKmsKey {
 mod tests {
     use super::*;
 
+    const KEY: &str = "projects/p/locations/global/keyRings/r/cryptoKeys/k";
+
+    fn parsed(uri: &str, options: &GcpKmsOptions) -> Result<Target> {
+        target(&KeyUri::parse(uri).expect("uri"), options)
+    }
+
     #[test]
-    fn only_key_version_names_are_accepted() {
-        let ok = KeyUri::parse(
-            "gcp-kms:projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/3",
-        )
-        .expect("uri");
-        assert!(version_name(&ok).is_ok());
-        let key_only = KeyUri::parse("gcp-kms:projects/p/locations/global/keyRings/r/cryptoKeys/k")
-            .expect("uri");
-        let err = version_name(&key_only).expect_err("no version");
+    fn key_version_names_are_accepted_and_key_names_only_with_the_opt_in() {
+        let plain = GcpKmsOptions::default();
+        let version = format!("{KEY}/cryptoKeyVersions/3");
+        assert_eq!(
+            parsed(&format!("gcp-kms:{version}"), &plain).expect("a version"),
+            Target {
+                name: version.clone(),
+                latest: false,
+                protection: None
+            }
+        );
+        let err = parsed(&format!("gcp-kms:{KEY}"), &plain).expect_err("no version");
+        assert_eq!(err.kind(), ErrorKind::InvalidUri);
         assert!(err.message().contains("key version level"), "{err}");
+        assert!(err.message().contains("?version=latest"), "{err}");
+
+        let latest = Target {
+            name: KEY.to_owned(),
+            latest: true,
+            protection: None,
+        };
+        assert_eq!(
+            parsed(&format!("gcp-kms:{KEY}?version=latest"), &plain).expect("opt-in"),
+            latest
+        );
+        let opted_in = GcpKmsOptions {
+            resolve_latest_version: true,
+            ..GcpKmsOptions::default()
+        };
+        assert_eq!(
+            parsed(&format!("gcp-kms:{KEY}"), &opted_in).expect("opt-in"),
+            latest
+        );
+        // The options' opt-in leaves a named version alone.
+        assert!(
+            !parsed(&format!("gcp-kms:{version}"), &opted_in)
+                .expect("a version")
+                .latest
+        );
+
         for bad in [
-            "gcp-kms:projects/p",
-            "gcp-kms:projects//locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
+            "gcp-kms:projects/p".to_owned(),
+            "gcp-kms:projects//locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1".to_owned(),
+            format!("gcp-kms:{version}?version=latest"),
+            format!("gcp-kms:{KEY}?version=3"),
+            format!("gcp-kms:{KEY}?version=latest&version=latest"),
+            format!("gcp-kms:{KEY}?verison=latest"),
+            format!("gcp-kms:{version}?protection=hardware"),
         ] {
             assert_eq!(
-                version_name(&KeyUri::parse(bad).expect("uri"))
-                    .err()
-                    .map(|e| e.kind()),
-                Some(ErrorKind::InvalidUri)
+                parsed(&bad, &plain).err().map(|e| e.kind()),
+                Some(ErrorKind::InvalidUri),
+                "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_protection_level_comes_from_the_uri_or_the_options_and_they_must_agree() {
+        let version = format!("gcp-kms:{KEY}/cryptoKeyVersions/1");
+        let plain = GcpKmsOptions::default();
+        assert_eq!(
+            parsed(&format!("{version}?protection=hsm"), &plain)
+                .expect("hsm")
+                .protection,
+            Some(Protection::Hsm)
+        );
+        let hsm = GcpKmsOptions {
+            required_protection: Some(Protection::Hsm),
+            ..GcpKmsOptions::default()
+        };
+        assert_eq!(
+            parsed(&version, &hsm).expect("hsm").protection,
+            Some(Protection::Hsm)
+        );
+        assert_eq!(
+            parsed(&format!("{version}?protection=HSM"), &hsm)
+                .expect("the same")
+                .protection,
+            Some(Protection::Hsm)
+        );
+        let err = parsed(&format!("{version}?protection=software"), &hsm).expect_err("conflict");
+        assert!(err.message().contains("contradicts"), "{err}");
+        let both = parsed(
+            &format!("gcp-kms:{KEY}?protection=external-vpc&version=latest"),
+            &plain,
+        )
+        .expect("both parameters");
+        assert!(both.latest);
+        assert_eq!(both.protection, Some(Protection::ExternalVpc));
     }
 
     #[test]

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kmssh_backend_gcp::google_cloud_auth::credentials::Credentials;
 use kmssh_backend_gcp::{GcpKmsKey, GcpKmsOptions};
 use kmssh_core::{Algorithm, KeyUri, KmsKey, Options};
+use serde_json::{Value, json};
 
 use crate::faults::{FAULT_CALL_TIMEOUT, fault_retry_policy};
 use crate::fixture::{Capabilities, FaultyKey, Fixture, cloud_capabilities, real_keys};
@@ -27,7 +29,70 @@ pub fn emulator_options(endpoint: &str) -> GcpKmsOptions {
         anonymous: true,
         call_timeout: Some(Duration::from_secs(5)),
         retry: Some(crate::emulator_retry_policy()),
+        ..GcpKmsOptions::default()
     }
+}
+
+/// Options that reach the emulator with `credentials` (built by any `google-cloud-auth`
+/// builder), with short timeouts.
+#[must_use]
+pub fn emulator_options_with(endpoint: &str, credentials: Credentials) -> GcpKmsOptions {
+    GcpKmsOptions {
+        anonymous: false,
+        credentials: Some(credentials),
+        ..emulator_options(endpoint)
+    }
+}
+
+/// An `authorized_user` credentials file (what `gcloud auth application-default login`
+/// writes) whose token endpoint is `token_uri`.
+#[must_use]
+pub fn authorized_user_json(token_uri: &str, refresh_token: &str) -> Value {
+    json!({
+        "type": "authorized_user",
+        "client_id": "kmssh-test.apps.googleusercontent.com",
+        "client_secret": "kmssh-test-secret",
+        "refresh_token": refresh_token,
+        "token_uri": token_uri,
+    })
+}
+
+/// The audience of the workload identity pool provider in [`external_account_json`].
+pub const WIF_AUDIENCE: &str = "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/kmssh/providers/ci";
+
+/// An `external_account` credentials file (workload identity federation, what `gcloud iam
+/// workload-identity-pools create-cred-config` writes) reading its OIDC subject token
+/// from `subject_token_file` and exchanging it at `sts_url`.
+#[must_use]
+pub fn external_account_json(sts_url: &str, subject_token_file: &str) -> Value {
+    json!({
+        "type": "external_account",
+        "audience": WIF_AUDIENCE,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": sts_url,
+        "credential_source": {"file": subject_token_file},
+    })
+}
+
+/// A service account key file for `client_email`, with an RSA private key in PKCS#8 PEM
+/// (as `openssl genpkey -algorithm RSA` writes it).
+#[must_use]
+pub fn service_account_json(
+    client_email: &str,
+    private_key_id: &str,
+    private_key_pem: &str,
+) -> Value {
+    json!({
+        "type": "service_account",
+        "project_id": "kmssh-test",
+        "private_key_id": private_key_id,
+        "private_key": private_key_pem,
+        "client_email": client_email,
+        "client_id": "1234567890",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": "https://oauth2.googleapis.com/token",
+        "universe_domain": "googleapis.com",
+    })
 }
 
 /// Opens `gcp-kms:<name>`.

@@ -1,17 +1,36 @@
 //! An in-process emulator of the Cloud KMS v1 REST calls the GCP backend makes, on
-//! 127.0.0.1, backed by real local keys. No emulator with `getPublicKey` and
-//! `asymmetricSign` exists on any registry reachable here, so the suite carries this one.
+//! 127.0.0.1, backed by real local keys, and loopback stand-ins for the Google endpoints
+//! credentials talk to ([`StandIn`]: an OAuth token endpoint, STS, the metadata server).
+//! No emulator with `getPublicKey` and `asymmetricSign` exists on any registry reachable
+//! here, so the suite carries this one.
 //!
-//! It is strict where Cloud KMS is: the digest must be of the version's hash and length
-//! (else 400 `INVALID_ARGUMENT`), `digestCrc32c` must match, an unknown version is 404
-//! `NOT_FOUND`, a disabled one 400 `FAILED_PRECONDITION`; errors use Google's JSON shape.
-//! Wire details as the official client sends them: enums as integers, int64 as strings,
-//! bytes as standard base64. Each key version has its own [`FaultHandle`] (the shared
-//! fault layer: counters and a fault queue), so tests running in parallel do not disturb
-//! each other; faults are rendered in Cloud KMS's shape by [`GoogleDialect`].
+//! It is strict where Cloud KMS is:
+//! - the digest must be of the version's hash and length (else 400 `INVALID_ARGUMENT`),
+//!   a `digestCrc32c` that is sent must match, and `verifiedDigestCrc32c` is true only
+//!   when one was sent and matched (false without one, as the real service answers);
+//! - an unknown version is 404 `NOT_FOUND`; a version that is not `ENABLED` is 400
+//!   `FAILED_PRECONDITION` with the message Cloud KMS writes ("… is not enabled, current
+//!   state is: DISABLED.") and a `google.rpc.PreconditionFailure` detail whose violation
+//!   type is `KEY_<STATE>`: `KEY_PENDING_GENERATION` is what Cloud KMS sends for a
+//!   version still being generated; the other states follow the same pattern;
+//! - a key can require a bearer token ([`GcpKmsEmulator::require_token`]): a request
+//!   without `Authorization: Bearer …` is 401 `UNAUTHENTICATED` with an `ErrorInfo`
+//!   `CREDENTIALS_MISSING`, one with another token 401 with `ACCESS_TOKEN_EXPIRED` (the
+//!   emulator cannot tell an expired token from a wrong one), both with Google's
+//!   messages and `WWW-Authenticate` header;
+//! - a path that is no Cloud KMS method is Google's frontend HTML 404 page, not JSON.
+//!
+//! Errors use Google's JSON shape with `details` (`ErrorInfo` for throttling, denial and
+//! authentication). Wire details as the official client sends them: enums as integers,
+//! int64 as strings, bytes as standard base64. Each key version has its own
+//! [`FaultHandle`] (the shared fault layer: counters and a fault queue), so tests running
+//! in parallel do not disturb each other; faults are rendered in Cloud KMS's shape by
+//! [`GoogleDialect`]. `cryptoKeyVersions.list` is served (paged) for `version=latest`.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -20,12 +39,12 @@ use kmssh_backend_local::{LocalKey, LocalOptions};
 use kmssh_core::{Algorithm, KmsKey};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::faults::{
     Dialect, ErrorAnswer, FaultHandle, Intercept, Operation, edit_answer, retry_after_header,
 };
-use crate::http::{read_message, reason, spawn_loopback_server};
+use crate::http::{header, read_message, reason, spawn_loopback_server};
 
 /// `CryptoKeyVersionAlgorithm` numbers on the wire.
 pub const EC_SIGN_P256_SHA256: i32 = 12;
@@ -35,49 +54,192 @@ pub const EC_SIGN_P384_SHA384: i32 = 13;
 pub const EC_SIGN_SECP256K1_SHA256: i32 = 31;
 /// Another one: RSA-PSS 2048 with SHA-256.
 pub const RSA_SIGN_PSS_2048_SHA256: i32 = 2;
-const PROTECTION_SOFTWARE: i32 = 1;
+/// `ProtectionLevel` `SOFTWARE` on the wire (what a new version gets).
+pub const PROTECTION_SOFTWARE: i32 = 1;
+/// `ProtectionLevel` `HSM` on the wire.
+pub const PROTECTION_HSM: i32 = 2;
+
+/// A key version's state, as Cloud KMS names and numbers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VersionState {
+    /// `PENDING_GENERATION` (5): being generated; becomes `ENABLED` by itself.
+    PendingGeneration,
+    /// `ENABLED` (1).
+    Enabled,
+    /// `DISABLED` (2).
+    Disabled,
+    /// `DESTROYED` (3).
+    Destroyed,
+    /// `DESTROY_SCHEDULED` (4).
+    DestroyScheduled,
+}
+
+impl VersionState {
+    /// The enum number the client reads.
+    #[must_use]
+    pub fn wire(self) -> i32 {
+        match self {
+            Self::Enabled => 1,
+            Self::Disabled => 2,
+            Self::Destroyed => 3,
+            Self::DestroyScheduled => 4,
+            Self::PendingGeneration => 5,
+        }
+    }
+
+    /// Cloud KMS's name (`PENDING_GENERATION`…).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Enabled => "ENABLED",
+            Self::Disabled => "DISABLED",
+            Self::Destroyed => "DESTROYED",
+            Self::DestroyScheduled => "DESTROY_SCHEDULED",
+            Self::PendingGeneration => "PENDING_GENERATION",
+        }
+    }
+}
+
+/// Decides whether a bearer token is accepted (for tokens not known in advance, such as
+/// a service account's self-signed JWT).
+pub type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 struct Version {
     key: LocalKey,
     wire_algorithm: i32,
-    enabled: bool,
+    state: VersionState,
+    protection: i32,
     faults: FaultHandle,
+}
+
+#[derive(Default)]
+struct State {
+    versions: HashMap<String, Version>,
+    /// Per crypto key: the bearer tokens it accepts (none: anyone, anonymous included).
+    tokens: HashMap<String, TokenCheck>,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The emulator: a listener on its own thread and runtime, and the key versions it serves.
 pub struct GcpKmsEmulator {
     address: SocketAddr,
-    versions: Arc<Mutex<HashMap<String, Version>>>,
-}
-
-type Versions = Arc<Mutex<HashMap<String, Version>>>;
-
-fn lock(versions: &Versions) -> std::sync::MutexGuard<'_, HashMap<String, Version>> {
-    versions.lock().unwrap_or_else(PoisonError::into_inner)
+    state: Shared,
+    keys: AtomicUsize,
 }
 
 fn crc32c(bytes: &[u8]) -> u32 {
     crc32c::crc32c(bytes)
 }
 
-fn error(code: u16, status: &str, message: &str) -> (u16, Value) {
-    (
-        code,
-        json!({"error": {"code": code, "message": message, "status": status}}),
+/// The crypto key a version belongs to (`…/cryptoKeys/K` of `…/cryptoKeys/K/cryptoKeyVersions/N`).
+fn key_of(name: &str) -> &str {
+    name.split_once("/cryptoKeyVersions/")
+        .map_or(name, |(key, _)| key)
+}
+
+/// One HTTP answer.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// The status.
+    pub status: u16,
+    /// Headers besides `Content-Length`.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A JSON answer.
+    #[must_use]
+    pub fn json(status: u16, body: &Value) -> Self {
+        Self {
+            status,
+            headers: vec![(
+                "Content-Type".into(),
+                "application/json; charset=UTF-8".into(),
+            )],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// A plain text answer.
+    #[must_use]
+    pub fn text(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain; charset=UTF-8".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// An HTML page, as a proxy or Google's frontend sends for what is not an API error.
+    #[must_use]
+    pub fn html(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "text/html; charset=UTF-8".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// Google's frontend page for a path no API serves.
+#[must_use]
+pub fn google_404_page(path: &str) -> Reply {
+    Reply::html(
+        404,
+        &format!(
+            "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 404 (Not Found)!!1</title>\n  \
+             <p><b>404.</b> <ins>That\u{2019}s an error.</ins>\n  <p>The requested URL <code>{path}</code> was not found on \
+             this server.  <ins>That\u{2019}s all we know.</ins>\n"
+        ),
     )
 }
 
-/// Cloud KMS's wire shape for faults: `{"error":{"code","message","status"}}` errors,
-/// signatures as base64 DER with a `signatureCrc32c` that matches the bytes sent.
+fn error_body(code: u16, status: &str, message: &str, details: &[Value]) -> Value {
+    let mut error = json!({"code": code, "message": message, "status": status});
+    if !details.is_empty() {
+        error["details"] = json!(details);
+    }
+    json!({ "error": error })
+}
+
+fn error(code: u16, status: &str, message: &str, details: &[Value]) -> Reply {
+    Reply::json(code, &error_body(code, status, message, details))
+}
+
+/// A `google.rpc.ErrorInfo` detail.
+fn error_info(reason: &str, domain: &str, metadata: &Value) -> Value {
+    json!({
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": reason,
+        "domain": domain,
+        "metadata": metadata,
+    })
+}
+
+/// Cloud KMS's wire shape for faults: `{"error":{"code","message","status","details"}}`
+/// errors, signatures as base64 DER with a `signatureCrc32c` that matches the bytes sent.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GoogleDialect;
 
-fn google_error(code: u16, status: &str, message: &str) -> ErrorAnswer {
-    let (code, body) = error(code, status, message);
+fn google_error(code: u16, status: &str, message: &str, details: &[Value]) -> ErrorAnswer {
     ErrorAnswer {
         status: code,
         headers: vec![("Content-Type", "application/json; charset=UTF-8".to_owned())],
-        body,
+        body: error_body(code, status, message, details),
     }
 }
 
@@ -99,14 +261,27 @@ impl Dialect for GoogleDialect {
         let mut answer = google_error(
             429,
             "RESOURCE_EXHAUSTED",
-            "Quota exceeded for quota metric 'Cryptographic requests'.",
+            "Quota exceeded for quota metric 'Cryptographic requests' and limit 'Cryptographic requests per minute'.",
+            &[error_info(
+                "RATE_LIMIT_EXCEEDED",
+                "googleapis.com",
+                &json!({
+                    "service": "cloudkms.googleapis.com",
+                    "quota_metric": "cloudkms.googleapis.com/crypto_requests",
+                }),
+            )],
         );
         answer.headers.extend(retry_after.map(retry_after_header));
         answer
     }
 
     fn server_error(&self) -> ErrorAnswer {
-        google_error(503, "UNAVAILABLE", "The service is currently unavailable.")
+        google_error(
+            503,
+            "UNAVAILABLE",
+            "The service is currently unavailable.",
+            &[],
+        )
     }
 
     fn denied(&self) -> ErrorAnswer {
@@ -114,6 +289,11 @@ impl Dialect for GoogleDialect {
             403,
             "PERMISSION_DENIED",
             "Permission 'cloudkms.cryptoKeyVersions.useToSign' denied on resource (or it may not exist).",
+            &[error_info(
+                "IAM_PERMISSION_DENIED",
+                "iam.googleapis.com",
+                &json!({"permission": "cloudkms.cryptoKeyVersions.useToSign"}),
+            )],
         )
     }
 
@@ -144,12 +324,16 @@ impl GcpKmsEmulator {
     /// If no loopback port can be bound.
     #[must_use]
     pub fn start() -> Self {
-        let versions: Versions = Arc::default();
-        let served = versions.clone();
+        let state: Shared = Arc::default();
+        let served = state.clone();
         let address = spawn_loopback_server("gcp-kms-emulator", move |stream, _| {
             serve(stream, served.clone())
         });
-        Self { address, versions }
+        Self {
+            address,
+            state,
+            keys: AtomicUsize::new(0),
+        }
     }
 
     /// `http://127.0.0.1:PORT`, the endpoint the client is given.
@@ -172,21 +356,59 @@ impl GcpKmsEmulator {
         self.create_version_with(algorithm, wire)
     }
 
-    /// Creates a version reporting another algorithm number (for refusal tests).
+    /// Creates a key with one enabled version reporting another algorithm number (for
+    /// refusal tests).
     #[must_use]
     pub fn create_version_with(&self, algorithm: Algorithm, wire_algorithm: i32) -> String {
-        let key = LocalKey::generate(algorithm, LocalOptions::default()).expect("key");
-        let mut versions = lock(&self.versions);
-        let name = format!(
-            "projects/kmssh-test/locations/global/keyRings/conformance/cryptoKeys/key-{}/cryptoKeyVersions/1",
-            versions.len() + 1
-        );
-        versions.insert(
+        let key = self.create_key();
+        self.insert_version(&key, algorithm, wire_algorithm, VersionState::Enabled)
+    }
+
+    /// A new crypto key with no versions yet; returns its resource name.
+    #[must_use]
+    pub fn create_key(&self) -> String {
+        let n = self.keys.fetch_add(1, Ordering::SeqCst) + 1;
+        format!("projects/kmssh-test/locations/global/keyRings/conformance/cryptoKeys/key-{n}")
+    }
+
+    /// Adds the next version (1, 2, …) of crypto key `key` in `state`; returns its name.
+    ///
+    /// # Panics
+    /// For an algorithm Cloud KMS does not offer on P-521.
+    #[must_use]
+    pub fn add_version(&self, key: &str, algorithm: Algorithm, state: VersionState) -> String {
+        let wire = match algorithm {
+            Algorithm::EcdsaP256Sha256 => EC_SIGN_P256_SHA256,
+            Algorithm::EcdsaP384Sha384 => EC_SIGN_P384_SHA384,
+            other => panic!("Cloud KMS has no {other} signing keys"),
+        };
+        self.insert_version(key, algorithm, wire, state)
+    }
+
+    fn insert_version(
+        &self,
+        key: &str,
+        algorithm: Algorithm,
+        wire_algorithm: i32,
+        state: VersionState,
+    ) -> String {
+        let local = LocalKey::generate(algorithm, LocalOptions::default()).expect("key");
+        let mut shared = lock(&self.state);
+        let prefix = format!("{key}/cryptoKeyVersions/");
+        let number = shared
+            .versions
+            .keys()
+            .filter(|name| name.starts_with(&prefix))
+            .count()
+            + 1;
+        let name = format!("{prefix}{number}");
+        shared.versions.insert(
             name.clone(),
             Version {
-                key,
+                key: local,
                 wire_algorithm,
-                enabled: true,
+                state,
+                protection: PROTECTION_SOFTWARE,
                 faults: FaultHandle::new(),
             },
         );
@@ -195,15 +417,50 @@ impl GcpKmsEmulator {
 
     /// Enables or disables a version.
     pub fn set_enabled(&self, name: &str, enabled: bool) {
-        if let Some(v) = lock(&self.versions).get_mut(name) {
-            v.enabled = enabled;
+        let state = if enabled {
+            VersionState::Enabled
+        } else {
+            VersionState::Disabled
+        };
+        self.set_state(name, state);
+    }
+
+    /// Puts a version in `state`.
+    pub fn set_state(&self, name: &str, state: VersionState) {
+        if let Some(v) = lock(&self.state).versions.get_mut(name) {
+            v.state = state;
         }
+    }
+
+    /// Sets a version's protection level ([`PROTECTION_SOFTWARE`], [`PROTECTION_HSM`]…).
+    pub fn set_protection(&self, name: &str, wire_protection: i32) {
+        if let Some(v) = lock(&self.state).versions.get_mut(name) {
+            v.protection = wire_protection;
+        }
+    }
+
+    /// Requires `Authorization: Bearer TOKEN` on every request for the crypto key `name`
+    /// names (a key, or any of its versions).
+    pub fn require_token(&self, name: &str, token: &str) {
+        let token = token.to_owned();
+        self.require_token_with(name, Arc::new(move |sent| sent == token));
+    }
+
+    /// Requires a bearer token that `check` accepts on every request for the crypto key
+    /// `name` names.
+    pub fn require_token_with(&self, name: &str, check: TokenCheck) {
+        lock(&self.state)
+            .tokens
+            .insert(key_of(name).to_owned(), check);
     }
 
     /// A version's fault queue and counters (`None` for an unknown version).
     #[must_use]
     pub fn faults(&self, name: &str) -> Option<FaultHandle> {
-        lock(&self.versions).get(name).map(|v| v.faults.clone())
+        lock(&self.state)
+            .versions
+            .get(name)
+            .map(|v| v.faults.clone())
     }
 
     /// How many requests of `operation` a version has seen.
@@ -213,108 +470,194 @@ impl GcpKmsEmulator {
     }
 }
 
-async fn serve(mut stream: TcpStream, versions: Versions) {
+/// The routes the emulator serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Route {
+    /// `GET /v1/{version}/publicKey`, `POST /v1/{version}:asymmetricSign`.
+    Version(String, Operation),
+    /// `GET /v1/{key}/cryptoKeyVersions`.
+    List(String),
+}
+
+impl Route {
+    /// The method name Google puts in `ErrorInfo` metadata.
+    fn method(&self) -> &'static str {
+        match self {
+            Self::Version(_, Operation::GetPublicKey) => {
+                "google.cloud.kms.v1.KeyManagementService.GetPublicKey"
+            }
+            Self::Version(..) => "google.cloud.kms.v1.KeyManagementService.AsymmetricSign",
+            Self::List(_) => "google.cloud.kms.v1.KeyManagementService.ListCryptoKeyVersions",
+        }
+    }
+
+    fn key(&self) -> &str {
+        match self {
+            Self::Version(name, _) => key_of(name),
+            Self::List(key) => key,
+        }
+    }
+}
+
+fn route(path: &str) -> Option<Route> {
+    let rest = path.strip_prefix("/v1/")?;
+    if let Some(name) = rest.strip_suffix("/publicKey") {
+        return Some(Route::Version(name.to_owned(), Operation::GetPublicKey));
+    }
+    if let Some(key) = rest.strip_suffix("/cryptoKeyVersions") {
+        return Some(Route::List(key.to_owned()));
+    }
+    rest.strip_suffix(":asymmetricSign")
+        .map(|name| Route::Version(name.to_owned(), Operation::Sign))
+}
+
+/// The 401 Google answers without acceptable credentials, or `None` when the key takes
+/// the request's.
+fn refuse_unauthenticated(head: &str, route: &Route, state: &Shared) -> Option<Reply> {
+    let check = lock(state).tokens.get(route.key()).cloned()?;
+    let metadata = json!({"service": "cloudkms.googleapis.com", "method": route.method()});
+    let challenge = "Bearer realm=\"https://accounts.google.com/\"";
+    let token = header(head, "authorization").and_then(|v| {
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    match token {
+        Some(token) if check(token) => None,
+        Some(_) => Some(
+            error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+                &[error_info("ACCESS_TOKEN_EXPIRED", "googleapis.com", &metadata)],
+            )
+            .with_header("WWW-Authenticate", &format!("{challenge}, error=\"invalid_token\"")),
+        ),
+        None => Some(
+            error(
+                401,
+                "UNAUTHENTICATED",
+                "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+                &[error_info("CREDENTIALS_MISSING", "googleapis.com", &metadata)],
+            )
+            .with_header("WWW-Authenticate", challenge),
+        ),
+    }
+}
+
+async fn write_reply(stream: &mut TcpStream, reply: &Reply) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n",
+        reply.status,
+        reason(reply.status),
+        reply.body.len()
+    );
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&reply.body).await
+}
+
+async fn serve(mut stream: TcpStream, state: Shared) {
     let mut buffer = Vec::new();
     while let Ok(Some(request)) = read_message(&mut stream, &mut buffer, false).await {
         let mut start = request.head.lines().next().unwrap_or("").split_whitespace();
         let method = start.next().unwrap_or("").to_owned();
-        let path = start
-            .next()
-            .unwrap_or("")
-            .split('?')
-            .next()
-            .unwrap_or("")
-            .to_owned();
-        let route = route_name(&path);
-        let faults = route
-            .as_ref()
-            .and_then(|(name, _)| lock(&versions).get(name).map(|v| v.faults.clone()));
+        let target = start.next().unwrap_or("").to_owned();
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let route = route(path);
+        let faults = match &route {
+            Some(Route::Version(name, _)) => {
+                lock(&state).versions.get(name).map(|v| v.faults.clone())
+            }
+            _ => None,
+        };
         let intercept = match (&route, faults) {
-            (Some((_, operation)), Some(faults)) => {
+            (Some(Route::Version(_, operation)), Some(faults)) => {
                 faults.intercept(*operation, &GoogleDialect).await
             }
             _ => Intercept::Answer(None),
         };
-        let mut extra_headers = Vec::new();
-        let (status, body) = match intercept {
+        let reply = match intercept {
             Intercept::Drop => return,
             Intercept::Respond(answer) => {
-                extra_headers = answer
-                    .headers
-                    .into_iter()
-                    .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
-                    .collect();
-                (answer.status, answer.body)
+                let mut reply = Reply::json(answer.status, &answer.body);
+                reply.headers.extend(
+                    answer
+                        .headers
+                        .into_iter()
+                        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
+                        .map(|(name, value)| (name.to_owned(), value)),
+                );
+                reply
             }
-            Intercept::Answer(edit) => {
-                let (status, mut body) = handle(&method, &path, &request.body, &versions);
-                if status == 200 {
-                    edit_answer(&GoogleDialect, edit.as_ref(), &mut body);
-                }
-                (status, body)
-            }
+            Intercept::Answer(edit) => match &route {
+                None => google_404_page(path),
+                Some(route) => match refuse_unauthenticated(&request.head, route, &state) {
+                    Some(refusal) => refusal,
+                    None => {
+                        let (status, mut body) =
+                            handle(&method, route, query, &request.body, &state);
+                        if status == 200 {
+                            edit_answer(&GoogleDialect, edit.as_ref(), &mut body);
+                        }
+                        Reply::json(status, &body)
+                    }
+                },
+            },
         };
-        let body = body.to_string();
-        let mut head = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=UTF-8\r\nContent-Length: {}\r\n",
-            reason(status),
-            body.len()
-        );
-        for (name, value) in extra_headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        if stream.write_all(head.as_bytes()).await.is_err()
-            || stream.write_all(body.as_bytes()).await.is_err()
-        {
+        if write_reply(&mut stream, &reply).await.is_err() {
             return;
         }
     }
 }
 
-/// `(version name, operation)` for `/v1/{name}/publicKey` (`getPublicKey`) and
-/// `/v1/{name}:asymmetricSign`.
-fn route_name(path: &str) -> Option<(String, Operation)> {
-    let rest = path.strip_prefix("/v1/")?;
-    if let Some(name) = rest.strip_suffix("/publicKey") {
-        return Some((name.to_owned(), Operation::GetPublicKey));
-    }
-    rest.strip_suffix(":asymmetricSign")
-        .map(|name| (name.to_owned(), Operation::Sign))
-}
-
-fn handle(method: &str, path: &str, body: &[u8], versions: &Versions) -> (u16, Value) {
-    let Some((name, operation)) = route_name(path) else {
-        return error(
-            404,
-            "NOT_FOUND",
-            &format!("no such method: {method} {path}"),
-        );
-    };
-    let (wire_name, expected_method) = match operation {
-        Operation::GetPublicKey => ("getPublicKey", "GET"),
-        _ => ("asymmetricSign", "POST"),
+fn handle(method: &str, route: &Route, query: &str, body: &[u8], state: &Shared) -> (u16, Value) {
+    let expected_method = match route {
+        Route::Version(_, Operation::Sign) => "POST",
+        _ => "GET",
     };
     if method != expected_method {
-        return error(
+        return (
             405,
-            "INVALID_ARGUMENT",
-            &format!("{wire_name} is {expected_method}"),
+            error_body(
+                405,
+                "INVALID_ARGUMENT",
+                &format!("{} is {expected_method}", route.method()),
+                &[],
+            ),
         );
     }
-    let versions = lock(versions);
-    let Some(version) = versions.get(&name) else {
-        return error(
+    let (name, operation) = match route {
+        Route::List(key) => return list(key, query, state),
+        Route::Version(name, operation) => (name, *operation),
+    };
+    let state = lock(state);
+    let Some(version) = state.versions.get(name) else {
+        return (
             404,
-            "NOT_FOUND",
-            &format!("CryptoKeyVersion {name} not found."),
+            error_body(
+                404,
+                "NOT_FOUND",
+                &format!("CryptoKeyVersion {name} not found."),
+                &[],
+            ),
         );
     };
-    if !version.enabled {
-        return error(
+    if version.state != VersionState::Enabled {
+        let state_name = version.state.name();
+        return (
             400,
-            "FAILED_PRECONDITION",
-            &format!("{name} is not enabled, current state is: DISABLED."),
+            error_body(
+                400,
+                "FAILED_PRECONDITION",
+                &format!("{name} is not enabled, current state is: {state_name}."),
+                &[json!({
+                    "@type": "type.googleapis.com/google.rpc.PreconditionFailure",
+                    "violations": [{"type": format!("KEY_{state_name}"), "subject": name}],
+                })],
+            ),
         );
     }
     if operation == Operation::GetPublicKey {
@@ -326,15 +669,79 @@ fn handle(method: &str, path: &str, body: &[u8], versions: &Versions) -> (u16, V
                 "algorithm": version.wire_algorithm,
                 "pemCrc32c": crc32c(pem.as_bytes()).to_string(),
                 "name": name,
-                "protectionLevel": PROTECTION_SOFTWARE,
+                "protectionLevel": version.protection,
             }),
         );
     }
-    sign(&name, version, body)
+    sign(name, version, body)
+}
+
+/// A query parameter's value (the client sends plain numbers and tokens).
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find_map(|(n, v)| (n == name).then_some(v))
+}
+
+/// `cryptoKeyVersions.list`: the key's versions by number, `pageSize` at a time but at
+/// most [`LIST_PAGE_CAP`], the page token being the index of the next one.
+/// The most versions one page of `cryptoKeyVersions.list` holds here (the real service
+/// allows more): a key with more versions takes several pages, so paging is exercised.
+pub const LIST_PAGE_CAP: usize = 10;
+
+fn list(key: &str, query: &str, state: &Shared) -> (u16, Value) {
+    let state = lock(state);
+    let prefix = format!("{key}/cryptoKeyVersions/");
+    let versions: BTreeMap<u64, (&String, &Version)> = state
+        .versions
+        .iter()
+        .filter_map(|(name, v)| {
+            let number = name.strip_prefix(&prefix)?.parse::<u64>().ok()?;
+            Some((number, (name, v)))
+        })
+        .collect();
+    if versions.is_empty() {
+        return (
+            404,
+            error_body(
+                404,
+                "NOT_FOUND",
+                &format!("CryptoKey {key} not found."),
+                &[],
+            ),
+        );
+    }
+    let size = query_param(query, "pageSize")
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(LIST_PAGE_CAP)
+        .min(LIST_PAGE_CAP);
+    let start = query_param(query, "pageToken")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = versions
+        .values()
+        .skip(start)
+        .take(size)
+        .map(|(name, v)| {
+            json!({
+                "name": name,
+                "state": v.state.wire(),
+                "protectionLevel": v.protection,
+                "algorithm": v.wire_algorithm,
+            })
+        })
+        .collect();
+    let mut answer = json!({"cryptoKeyVersions": page, "totalSize": versions.len()});
+    if start + size < versions.len() {
+        answer["nextPageToken"] = json!((start + size).to_string());
+    }
+    (200, answer)
 }
 
 fn sign(name: &str, version: &Version, body: &[u8]) -> (u16, Value) {
-    let invalid = |message: &str| error(400, "INVALID_ARGUMENT", message);
+    let invalid = |message: &str| (400, error_body(400, "INVALID_ARGUMENT", message, &[]));
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return invalid("request body is not JSON");
     };
@@ -363,19 +770,24 @@ fn sign(name: &str, version: &Version, body: &[u8]) -> (u16, Value) {
             bytes.len()
         ));
     }
-    if let Some(sent) = request.get("digestCrc32c") {
-        let sent = sent
-            .as_str()
-            .and_then(|s| s.parse::<u64>().ok())
-            .or_else(|| sent.as_u64());
-        if sent != Some(u64::from(crc32c(&bytes))) {
-            return invalid(
-                "The checksum in field digest_crc32c did not match the data in field digest.",
-            );
+    // Cloud KMS checks a CRC32C that was sent, and says it did only then.
+    let verified = match request.get("digestCrc32c") {
+        None | Some(Value::Null) => false,
+        Some(sent) => {
+            let sent = sent
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .or_else(|| sent.as_u64());
+            if sent != Some(u64::from(crc32c(&bytes))) {
+                return invalid(
+                    "The checksum in field digest_crc32c did not match the data in field digest.",
+                );
+            }
+            true
         }
-    }
+    };
     let Ok(signature) = version.key.sign_digest_sync(&bytes) else {
-        return error(500, "INTERNAL", "signing failed");
+        return (500, error_body(500, "INTERNAL", "signing failed", &[]));
     };
     let der = signature.to_der();
     (
@@ -383,9 +795,362 @@ fn sign(name: &str, version: &Version, body: &[u8]) -> (u16, Value) {
         json!({
             "signature": Base64::encode_string(&der),
             "signatureCrc32c": crc32c(&der).to_string(),
-            "verifiedDigestCrc32c": true,
+            "verifiedDigestCrc32c": verified,
             "name": name,
-            "protectionLevel": PROTECTION_SOFTWARE,
+            "protectionLevel": version.protection,
         }),
     )
+}
+
+// ---------------------------------------------------------------------------------------
+// Loopback stand-ins for the Google endpoints credentials talk to.
+
+/// A request a [`StandIn`] received.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// `GET`, `POST`…
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The query, without `?` (empty when none).
+    pub query: String,
+    /// The start line and headers.
+    pub head: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// A header's value (names compared case-insensitively).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.head, name)
+    }
+
+    /// A form (`application/x-www-form-urlencoded`) field of the body, decoded.
+    #[must_use]
+    pub fn form_field(&self, name: &str) -> Option<String> {
+        String::from_utf8_lossy(&self.body)
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| percent_decode(v))
+    }
+
+    /// A JSON body's string field.
+    #[must_use]
+    pub fn json_field(&self, name: &str) -> Option<String> {
+        serde_json::from_slice::<Value>(&self.body)
+            .ok()?
+            .get(name)?
+            .as_str()
+            .map(str::to_owned)
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(byte)) => {
+                out.push(byte);
+                i += 2;
+            }
+            (b'+', None) => out.push(b' '),
+            (byte, None) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
+
+/// A loopback HTTP server answering with a handler, on a thread and runtime of its own
+/// (so a `kmssh` child process or the test's own runtime can reach it), recording every
+/// request. Dropping it stops it: the listener closes and its thread is joined.
+pub struct StandIn {
+    address: SocketAddr,
+    requests: Arc<Mutex<Vec<Request>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StandIn")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StandIn {
+    /// Starts serving 127.0.0.1 (a free port) with `handler`.
+    ///
+    /// # Panics
+    /// If no loopback port can be bound or no thread started.
+    pub fn start(name: &str, handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Self {
+        let handler: Handler = Arc::new(handler);
+        let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let recorded = requests.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                        .await
+                        .expect("bind loopback");
+                    sender
+                        .send(listener.local_addr().expect("address"))
+                        .expect("report address");
+                    let accepting = async {
+                        while let Ok((stream, _)) = listener.accept().await {
+                            tokio::spawn(serve_stand_in(stream, handler.clone(), recorded.clone()));
+                        }
+                    };
+                    tokio::select! {
+                        () = accepting => {}
+                        _ = stopped => {}
+                    }
+                });
+                // Dropping the runtime here ends every connection task.
+            })
+            .expect("stand-in thread");
+        let address = receiver.recv().expect("stand-in address");
+        Self {
+            address,
+            requests,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// `127.0.0.1:PORT`.
+    #[must_use]
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The requests received so far, in order.
+    #[must_use]
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve_stand_in(
+    mut stream: TcpStream,
+    handler: Handler,
+    requests: Arc<Mutex<Vec<Request>>>,
+) {
+    let mut buffer = Vec::new();
+    while let Ok(Some(message)) = read_message(&mut stream, &mut buffer, false).await {
+        let mut start = message.head.lines().next().unwrap_or("").split_whitespace();
+        let method = start.next().unwrap_or("").to_owned();
+        let target = start.next().unwrap_or("");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let request = Request {
+            method,
+            path: path.to_owned(),
+            query: query.to_owned(),
+            head: message.head,
+            body: message.body,
+        };
+        let reply = handler(&request);
+        requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request);
+        if write_reply(&mut stream, &reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What an OAuth token endpoint stand-in answers, in turn (the last one repeats).
+#[derive(Clone, Debug)]
+pub enum TokenAnswer {
+    /// 200 with this access token (an hour's validity).
+    Grant(String),
+    /// 400 `invalid_grant`, as Google answers a revoked or expired refresh token.
+    InvalidGrant,
+    /// 503, a token endpoint that is down for now.
+    Unavailable,
+}
+
+fn token_reply(answer: &TokenAnswer) -> Reply {
+    match answer {
+        TokenAnswer::Grant(token) => Reply::json(
+            200,
+            &json!({
+                "access_token": token,
+                "expires_in": 3599,
+                "token_type": "Bearer",
+                "scope": "https://www.googleapis.com/auth/cloud-platform",
+            }),
+        ),
+        TokenAnswer::InvalidGrant => Reply::json(
+            400,
+            &json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}),
+        ),
+        TokenAnswer::Unavailable => Reply::text(503, "Service Unavailable"),
+    }
+}
+
+/// Google's OAuth token endpoint (`https://oauth2.googleapis.com/token`) for
+/// `authorized_user` credentials: a `refresh_token` grant with the client id, secret and
+/// refresh token of the file gets `answers` in turn; anything else is 400.
+#[must_use]
+pub fn oauth_token_endpoint(refresh_token: &str, answers: Vec<TokenAnswer>) -> StandIn {
+    let refresh_token = refresh_token.to_owned();
+    let turn = AtomicUsize::new(0);
+    StandIn::start("oauth-token-stand-in", move |request| {
+        let field = |name: &str| {
+            request
+                .json_field(name)
+                .or_else(|| request.form_field(name))
+        };
+        let well_formed = request.method == "POST"
+            && field("grant_type").as_deref() == Some("refresh_token")
+            && field("client_id").is_some()
+            && field("client_secret").is_some();
+        if !well_formed {
+            return Reply::json(400, &json!({"error": "invalid_request"}));
+        }
+        if field("refresh_token").as_deref() != Some(refresh_token.as_str()) {
+            return token_reply(&TokenAnswer::InvalidGrant);
+        }
+        let n = turn.fetch_add(1, Ordering::SeqCst);
+        answers
+            .get(n.min(answers.len().saturating_sub(1)))
+            .map_or_else(|| token_reply(&TokenAnswer::Unavailable), token_reply)
+    })
+}
+
+/// Google's Security Token Service (`https://sts.googleapis.com/v1/token`) for workload
+/// identity federation: an RFC 8693 token exchange of `subject_token` for `audience` gets
+/// `access_token`; another subject token or audience is 400 `invalid_grant`.
+#[must_use]
+pub fn sts_endpoint(audience: &str, subject_token: &str, access_token: &str) -> StandIn {
+    let (audience, subject_token, access_token) = (
+        audience.to_owned(),
+        subject_token.to_owned(),
+        access_token.to_owned(),
+    );
+    StandIn::start("sts-stand-in", move |request| {
+        let exchange = request.method == "POST"
+            && request.form_field("grant_type").as_deref()
+                == Some("urn:ietf:params:oauth:grant-type:token-exchange")
+            && request.form_field("requested_token_type").as_deref()
+                == Some("urn:ietf:params:oauth:token-type:access_token");
+        if !exchange {
+            return Reply::json(400, &json!({"error": "invalid_request"}));
+        }
+        if request.form_field("audience").as_deref() != Some(audience.as_str())
+            || request.form_field("subject_token").as_deref() != Some(subject_token.as_str())
+        {
+            return Reply::json(
+                400,
+                &json!({"error": "invalid_grant", "error_description": "The subject token or audience is invalid."}),
+            );
+        }
+        Reply::json(
+            200,
+            &json!({
+                "access_token": access_token,
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                "token_type": "Bearer",
+                "expires_in": 3600,
+            }),
+        )
+    })
+}
+
+/// The GCE metadata server (`metadata.google.internal`, reached through
+/// `GCE_METADATA_HOST`): every answer carries `Metadata-Flavor: Google`, a request
+/// without that header is 403, and the default service account's token is
+/// `access_token`.
+#[must_use]
+pub fn metadata_server(access_token: &str) -> StandIn {
+    let access_token = access_token.to_owned();
+    StandIn::start("metadata-stand-in", move |request| {
+        let reply = if request.header("metadata-flavor") != Some("Google") {
+            Reply::text(403, "Missing Metadata-Flavor:Google header.")
+        } else {
+            match request.path.as_str() {
+                "/" => Reply::text(200, "computeMetadata/\n"),
+                "/computeMetadata/v1/instance/service-accounts/default/token" => Reply::json(
+                    200,
+                    &json!({"access_token": access_token, "expires_in": 3599, "token_type": "Bearer"}),
+                ),
+                "/computeMetadata/v1/universe/universe-domain" => {
+                    Reply::text(200, "googleapis.com")
+                }
+                _ => Reply::text(404, "Not Found"),
+            }
+        };
+        reply.with_header("Metadata-Flavor", "Google")
+    })
+}
+
+/// A proxy that answers every request itself with `reply` (a 403 page, a 502…).
+#[must_use]
+pub fn refusing_proxy(reply: Reply) -> StandIn {
+    StandIn::start("proxy-stand-in", move |_| reply.clone())
+}
+
+/// The claims of a JWT (its middle part), or `None` if it is not one.
+#[must_use]
+pub fn jwt_claims(token: &str) -> Option<Value> {
+    use base64ct::Base64UrlUnpadded;
+    let mut parts = token.split('.');
+    let (_header, claims, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    serde_json::from_slice(&Base64UrlUnpadded::decode_vec(claims).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode() {
+        assert_eq!(percent_decode("a%3Ab+c%2F"), "a:b c/");
+        assert_eq!(percent_decode("50%"), "50%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
 }

@@ -1,19 +1,69 @@
 //! The conformance suite against Cloud KMS: the in-process emulator by default, or the
 //! key versions in `KMSSH_GCP_KEY_VERSIONS` in real Cloud KMS. Then what is GCP's own:
-//! refusals, FAILED_PRECONDITION, and the CRC32C integrity fields.
+//! refusals, FAILED_PRECONDITION (only a version being generated is waited for), HTTP
+//! errors that are not Google's, credentials that are refused or temporarily missing,
+//! bearer tokens, `version=latest`, `protection=`, and the CRC32C integrity fields.
+//! Everything goes through Google's client library over loopback: to the emulator, and
+//! to stand-ins for a proxy and the OAuth token endpoint.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64ct::{Base64, Encoding};
+use kmssh_backend_gcp::google_cloud_auth::credentials::{Credentials, user_account};
+use kmssh_backend_gcp::google_cloud_kms_v1::model::Digest;
+use kmssh_backend_gcp::{GcpKmsOptions, Protection};
 use kmssh_conformance::cases::issue_test_certificate;
 use kmssh_conformance::faults::{Fault, Operation, Rewrite};
 use kmssh_conformance::fixture::{Capability, faulty_key_for};
-use kmssh_conformance::gcp::{GcpFixture, emulator_options, open};
-use kmssh_conformance::gcp_emulator::{EC_SIGN_SECP256K1_SHA256, RSA_SIGN_PSS_2048_SHA256};
-use kmssh_core::{Algorithm, ErrorKind, ErrorStatus, RetryPolicy};
+use kmssh_conformance::gcp::{
+    GcpFixture, authorized_user_json, emulator_options, emulator_options_with, open,
+};
+use kmssh_conformance::gcp_emulator::{
+    EC_SIGN_SECP256K1_SHA256, GcpKmsEmulator, PROTECTION_HSM, RSA_SIGN_PSS_2048_SHA256, Reply,
+    StandIn, TokenAnswer, VersionState, oauth_token_endpoint, refusing_proxy,
+};
+use kmssh_core::{Algorithm, Error, ErrorKind, ErrorStatus, RetryPolicy};
 
 kmssh_conformance::conformance_suite!(kmssh_conformance::gcp::GcpFixture::shared());
+
+/// The refresh token in the test `authorized_user` files.
+const REFRESH_TOKEN: &str = "kmssh-test-refresh-token";
+
+/// Quick backoff inside `deadline`.
+fn quick(deadline: Duration) -> RetryPolicy {
+    RetryPolicy {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        deadline,
+        max_attempts: 100,
+    }
+}
+
+/// The emulator's options with the default retry policy (a 30 s deadline): what is
+/// refused at once must be refused well inside it.
+fn default_retries(emulator: &GcpKmsEmulator) -> GcpKmsOptions {
+    GcpKmsOptions {
+        retry: None,
+        ..emulator_options(&emulator.url())
+    }
+}
+
+/// `authorized_user` credentials whose token endpoint is `endpoint`.
+fn user_credentials(endpoint: &StandIn) -> Credentials {
+    user_account::Builder::new(authorized_user_json(
+        &format!("{}/token", endpoint.url()),
+        REFRESH_TOKEN,
+    ))
+    .build()
+    .expect("authorized_user credentials")
+}
+
+fn attempts(err: &Error) -> u32 {
+    err.context("attempts")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_default()
+}
 
 /// Names and versions kmssh cannot use are refused with typed errors.
 #[tokio::test]
@@ -46,23 +96,19 @@ async fn unusable_versions_are_refused() {
     );
 }
 
-/// A disabled (or not yet generated) version is FAILED_PRECONDITION: retried inside the
-/// deadline, so a version enabled meanwhile is used, and one that stays disabled fails.
+/// A version still being generated (`FAILED_PRECONDITION` with a `KEY_PENDING_GENERATION`
+/// violation) is waited for inside the deadline: used once it is enabled, persistent
+/// when it never is.
 #[tokio::test]
-async fn failed_precondition_is_retried_within_the_deadline() {
+async fn a_version_being_generated_is_waited_for() {
     let Some(emulator) = GcpFixture::shared().emulator() else {
         return;
     };
     let name = emulator.create_key_version(Algorithm::EcdsaP384Sha384);
-    emulator.set_enabled(&name, false);
+    emulator.set_state(&name, VersionState::PendingGeneration);
     let mut options = emulator_options(&emulator.url());
-    options.retry = Some(RetryPolicy {
-        initial_backoff: Duration::from_millis(20),
-        max_backoff: Duration::from_millis(50),
-        deadline: Duration::from_millis(600),
-        max_attempts: 100,
-    });
-    let err = open(&name, &options).await.expect_err("stays disabled");
+    options.retry = Some(quick(Duration::from_millis(600)));
+    let err = open(&name, &options).await.expect_err("stays pending");
     assert_eq!(
         (err.kind(), err.status()),
         (ErrorKind::InvalidKey, ErrorStatus::Persistent),
@@ -70,7 +116,7 @@ async fn failed_precondition_is_retried_within_the_deadline() {
     );
     assert!(
         emulator.count(&name, Operation::GetPublicKey) > 1,
-        "FAILED_PRECONDITION was not retried"
+        "a pending version was not waited for"
     );
 
     let before = emulator.count(&name, Operation::GetPublicKey);
@@ -79,11 +125,424 @@ async fn failed_precondition_is_retried_within_the_deadline() {
         let name = name.clone();
         async move { open(&name, &options).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    emulator.set_enabled(&name, true);
-    let key = opening.await.expect("task").expect("opens once enabled");
-    assert!(emulator.count(&name, Operation::GetPublicKey) > before);
-    key.sign_message(b"enabled now").await.expect("signs");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    emulator.set_state(&name, VersionState::Enabled);
+    let key = opening.await.expect("task").expect("opens once generated");
+    assert!(emulator.count(&name, Operation::GetPublicKey) > before + 1);
+    key.sign_message(b"generated now").await.expect("signs");
+}
+
+/// A disabled, destroyed or soon destroyed version is refused at once, with one request
+/// and Cloud KMS's message, although the retry deadline is 30 s; a version disabled after
+/// open is refused at its first signature the same way.
+#[tokio::test]
+async fn disabled_or_destroyed_versions_are_refused_at_once() {
+    let Some(emulator) = GcpFixture::shared().emulator() else {
+        return;
+    };
+    let options = default_retries(emulator);
+    for state in [
+        VersionState::Disabled,
+        VersionState::Destroyed,
+        VersionState::DestroyScheduled,
+    ] {
+        let name = emulator.create_key_version(Algorithm::EcdsaP256Sha256);
+        emulator.set_state(&name, state);
+        let started = Instant::now();
+        let err = open(&name, &options).await.expect_err("not enabled");
+        assert_eq!(
+            (err.kind(), err.status()),
+            (ErrorKind::InvalidKey, ErrorStatus::Permanent),
+            "{state:?}: {err}"
+        );
+        assert!(err.to_string().contains(state.name()), "{err}");
+        assert_eq!(emulator.count(&name, Operation::GetPublicKey), 1, "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+    }
+
+    let name = emulator.create_key_version(Algorithm::EcdsaP256Sha256);
+    let key = open(&name, &options).await.expect("opens");
+    emulator.set_state(&name, VersionState::Disabled);
+    let err = key
+        .sign_message(b"disabled now")
+        .await
+        .expect_err("disabled");
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::InvalidKey, ErrorStatus::Permanent),
+        "{err}"
+    );
+    assert_eq!(emulator.count(&name, Operation::Sign), 1);
+}
+
+/// The emulator answers as Cloud KMS does: `verifiedDigestCrc32c` only for a CRC32C that
+/// was sent (false without one), `FAILED_PRECONDITION` with a `PreconditionFailure`
+/// detail naming the state. Asked through Google's client directly, not the backend.
+#[tokio::test]
+async fn the_emulator_confirms_only_a_crc_it_was_sent_and_details_its_errors() {
+    let Some(emulator) = GcpFixture::shared().emulator() else {
+        return;
+    };
+    let client = emulator_options(&emulator.url())
+        .client()
+        .await
+        .expect("client");
+    let name = emulator.create_key_version(Algorithm::EcdsaP256Sha256);
+    let digest = [7u8; 32];
+    let sign = || {
+        client
+            .asymmetric_sign()
+            .set_name(&name)
+            .set_digest(Digest::new().set_sha256(digest.to_vec()))
+    };
+    let answer = sign().send().await.expect("signs without a CRC32C");
+    assert!(!answer.verified_digest_crc32c, "no CRC32C was sent");
+    let crc = i64::from(crc32c::crc32c(&digest));
+    let answer = sign().set_digest_crc32c(crc).send().await.expect("signs");
+    assert!(answer.verified_digest_crc32c);
+    let err = sign()
+        .set_digest_crc32c(crc ^ 1)
+        .send()
+        .await
+        .expect_err("a wrong CRC32C");
+    assert_eq!(err.http_status_code(), Some(400), "{err}");
+
+    let pending = emulator.create_key_version(Algorithm::EcdsaP256Sha256);
+    emulator.set_state(&pending, VersionState::PendingGeneration);
+    let err = client
+        .get_public_key()
+        .set_name(&pending)
+        .send()
+        .await
+        .expect_err("pending");
+    let status = serde_json::to_value(err.status().expect("a Google error")).expect("json");
+    assert_eq!(status["code"], 9, "{status}");
+    assert_eq!(
+        status["details"][0]["violations"][0]["type"], "KEY_PENDING_GENERATION",
+        "{status}"
+    );
+    assert_eq!(
+        status["details"][0]["violations"][0]["subject"],
+        pending.as_str(),
+        "{status}"
+    );
+}
+
+/// An HTTP error whose body is not a Google error is judged by its status: a proxy's 403
+/// page is a permission error and a wrong endpoint's 404 page a missing key, both at
+/// once; a gateway's 502 page is retried.
+#[tokio::test]
+async fn http_errors_that_are_not_google_errors_are_judged_by_their_status() {
+    let Some(emulator) = GcpFixture::shared().emulator() else {
+        return;
+    };
+    let name = emulator.create_key_version(Algorithm::EcdsaP256Sha256);
+
+    let proxy = refusing_proxy(Reply::html(
+        403,
+        "<html><head><title>Access Denied</title></head><body>Blocked by corporate policy.</body></html>",
+    ));
+    let options = GcpKmsOptions {
+        retry: None,
+        ..emulator_options(&proxy.url())
+    };
+    let started = Instant::now();
+    let err = open(&name, &options).await.expect_err("the proxy refuses");
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::PermissionDenied, ErrorStatus::Permanent),
+        "{err}"
+    );
+    assert!(err.to_string().contains("HTTP 403"), "{err}");
+    assert_eq!(proxy.requests().len(), 1, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+
+    let wrong_endpoint = GcpKmsOptions {
+        retry: None,
+        ..emulator_options(&format!("{}/not-cloud-kms", emulator.url()))
+    };
+    let started = Instant::now();
+    let err = open(&name, &wrong_endpoint)
+        .await
+        .expect_err("no such path");
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::NotFound, ErrorStatus::Permanent),
+        "{err}"
+    );
+    assert!(err.to_string().contains("HTTP 404"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+
+    // JSON, but without a status Google knows: judged by the HTTP status too.
+    let json_proxy = refusing_proxy(Reply::json(
+        404,
+        &serde_json::json!({"error": {"code": 404, "message": "no route"}}),
+    ));
+    let options = GcpKmsOptions {
+        retry: None,
+        ..emulator_options(&json_proxy.url())
+    };
+    let err = open(&name, &options).await.expect_err("no route");
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::NotFound, ErrorStatus::Permanent),
+        "{err}"
+    );
+    assert_eq!(json_proxy.requests().len(), 1, "{err}");
+
+    let gateway = refusing_proxy(Reply::html(502, "<html><body>Bad Gateway</body></html>"));
+    let mut options = emulator_options(&gateway.url());
+    options.retry = Some(quick(Duration::from_millis(500)));
+    let err = open(&name, &options).await.expect_err("the gateway fails");
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::Unavailable, ErrorStatus::Persistent),
+        "{err}"
+    );
+    assert!(gateway.requests().len() > 1, "a 502 was not retried");
+}
+
+/// A key that requires a bearer token refuses a request without one and one with another
+/// token (401 `UNAUTHENTICATED`: kmssh's `Unauthenticated`, not retried), and takes the
+/// token its credentials' token endpoint grants.
+#[tokio::test]
+async fn bearer_tokens_are_checked_and_refusals_are_unauthenticated() {
+    let Some(emulator) = GcpFixture::shared().emulator() else {
+        return;
+    };
+    let name = emulator.create_key_version(Algorithm::EcdsaP256Sha256);
+    emulator.require_token(&name, "kmssh-token-a");
+
+    let err = open(&name, &default_retries(emulator))
+        .await
+        .expect_err("no token");
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::Unauthenticated, ErrorStatus::Permanent),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("missing required authentication credential"),
+        "{err}"
+    );
+    assert_eq!(emulator.count(&name, Operation::GetPublicKey), 1);
+
+    let other = oauth_token_endpoint(
+        REFRESH_TOKEN,
+        vec![TokenAnswer::Grant("kmssh-token-b".into())],
+    );
+    let mut options = emulator_options_with(&emulator.url(), user_credentials(&other));
+    options.retry = None;
+    let err = open(&name, &options).await.expect_err("another token");
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::Unauthenticated, ErrorStatus::Permanent),
+        "{err}"
+    );
+    assert_eq!(
+        err.context("credentials"),
+        Some("credentials given in code"),
+        "{err}"
+    );
+    assert_eq!(emulator.count(&name, Operation::GetPublicKey), 2);
+
+    let granting = oauth_token_endpoint(
+        REFRESH_TOKEN,
+        vec![TokenAnswer::Grant("kmssh-token-a".into())],
+    );
+    let options = emulator_options_with(&emulator.url(), user_credentials(&granting));
+    let key = open(&name, &options).await.expect("the right token");
+    key.sign_message(b"authenticated").await.expect("signs");
+}
+
+/// Credentials the token endpoint refuses (`invalid_grant`: a revoked refresh token) are
+/// `Unauthenticated` at once, with one token request and the endpoint's reason.
+#[tokio::test]
+async fn refused_credentials_are_unauthenticated_at_once() {
+    let Some(emulator) = GcpFixture::shared().emulator() else {
+        return;
+    };
+    let name = emulator.create_key_version(Algorithm::EcdsaP256Sha256);
+    let refusing = oauth_token_endpoint(REFRESH_TOKEN, vec![TokenAnswer::InvalidGrant]);
+    let mut options = emulator_options_with(&emulator.url(), user_credentials(&refusing));
+    options.retry = None;
+    let started = Instant::now();
+    let err = open(&name, &options).await.expect_err("refused");
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::Unauthenticated, ErrorStatus::Permanent),
+        "{err}"
+    );
+    assert!(err.to_string().contains("invalid_grant"), "{err}");
+    assert_eq!(attempts(&err), 1, "{err}");
+    assert_eq!(refusing.requests().len(), 1);
+    assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+    assert_eq!(emulator.count(&name, Operation::GetPublicKey), 0);
+}
+
+/// A token endpoint that is down for now is retried as gax does (the credentials' token
+/// cache asks again 10 s after a temporary failure): unavailable and persistent when it
+/// stays down, and used once it answers.
+#[tokio::test]
+async fn temporary_credential_failures_are_retried() {
+    let Some(emulator) = GcpFixture::shared().emulator() else {
+        return;
+    };
+    let name = emulator.create_key_version(Algorithm::EcdsaP256Sha256);
+    emulator.require_token(&name, "kmssh-token-c");
+
+    let down = oauth_token_endpoint(REFRESH_TOKEN, vec![TokenAnswer::Unavailable]);
+    let mut options = emulator_options_with(&emulator.url(), user_credentials(&down));
+    options.retry = Some(quick(Duration::from_millis(800)));
+    let err = open(&name, &options).await.expect_err("stays down");
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::Unavailable, ErrorStatus::Persistent),
+        "{err}"
+    );
+    assert!(attempts(&err) > 1, "{err}");
+
+    let flaky = oauth_token_endpoint(
+        REFRESH_TOKEN,
+        vec![
+            TokenAnswer::Unavailable,
+            TokenAnswer::Grant("kmssh-token-c".into()),
+        ],
+    );
+    let mut options = emulator_options_with(&emulator.url(), user_credentials(&flaky));
+    options.retry = Some(RetryPolicy {
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(2),
+        deadline: Duration::from_secs(25),
+        max_attempts: 100,
+    });
+    let key = open(&name, &options)
+        .await
+        .expect("opens once a token comes");
+    assert_eq!(flaky.requests().len(), 2);
+    key.sign_message(b"token at last").await.expect("signs");
+}
+
+/// `…/cryptoKeys/K` opens the key's newest `ENABLED` version only when asked
+/// (`?version=latest` or `resolve_latest_version`), across list pages, and a key
+/// without an enabled version is refused.
+#[tokio::test]
+async fn a_key_name_opens_its_newest_enabled_version_only_when_asked() {
+    let Some(emulator) = GcpFixture::shared().emulator() else {
+        return;
+    };
+    let options = emulator_options(&emulator.url());
+    let key = emulator.create_key();
+    let _v1 = emulator.add_version(&key, Algorithm::EcdsaP256Sha256, VersionState::Enabled);
+    let v2 = emulator.add_version(&key, Algorithm::EcdsaP256Sha256, VersionState::Enabled);
+    let _v3 = emulator.add_version(&key, Algorithm::EcdsaP256Sha256, VersionState::Disabled);
+    let _v4 = emulator.add_version(
+        &key,
+        Algorithm::EcdsaP256Sha256,
+        VersionState::PendingGeneration,
+    );
+
+    let err = open(&key, &options).await.expect_err("no opt-in");
+    assert_eq!(err.kind(), ErrorKind::InvalidUri, "{err}");
+    assert!(err.message().contains("?version=latest"), "{err}");
+
+    let second = open(&v2, &options).await.expect("version 2");
+    let latest = open(&format!("{key}?version=latest"), &options)
+        .await
+        .expect("the newest enabled version");
+    assert_eq!(latest.public_key(), second.public_key());
+    latest.sign_message(b"latest").await.expect("signs");
+    let opted_in = GcpKmsOptions {
+        resolve_latest_version: true,
+        ..options.clone()
+    };
+    let latest = open(&key, &opted_in).await.expect("opted in in code");
+    assert_eq!(latest.public_key(), second.public_key());
+
+    // More versions than one page holds; the newest is disabled.
+    let many = emulator.create_key();
+    let versions: Vec<String> = (1..=12)
+        .map(|n| {
+            let state = if n == 12 {
+                VersionState::Disabled
+            } else {
+                VersionState::Enabled
+            };
+            emulator.add_version(&many, Algorithm::EcdsaP384Sha384, state)
+        })
+        .collect();
+    let eleventh = open(&versions[10], &options).await.expect("version 11");
+    let latest = open(&format!("{many}?version=latest"), &options)
+        .await
+        .expect("across pages");
+    assert_eq!(latest.public_key(), eleventh.public_key());
+
+    let none = emulator.create_key();
+    let _ = emulator.add_version(&none, Algorithm::EcdsaP256Sha256, VersionState::Disabled);
+    let _ = emulator.add_version(&none, Algorithm::EcdsaP256Sha256, VersionState::Destroyed);
+    let err = open(&format!("{none}?version=latest"), &options)
+        .await
+        .expect_err("nothing enabled");
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::InvalidKey, ErrorStatus::Permanent),
+        "{err}"
+    );
+    assert!(err.message().contains("no ENABLED version"), "{err}");
+    assert!(err.message().contains("DISABLED"), "{err}");
+}
+
+/// `?protection=hsm` (or `required_protection`) refuses a SOFTWARE version with a clear
+/// error and opens an HSM one.
+#[tokio::test]
+async fn a_required_protection_level_refuses_other_versions() {
+    let Some(emulator) = GcpFixture::shared().emulator() else {
+        return;
+    };
+    let options = emulator_options(&emulator.url());
+    let software = emulator.create_key_version(Algorithm::EcdsaP256Sha256);
+    let err = open(&format!("{software}?protection=hsm"), &options)
+        .await
+        .expect_err("software");
+    assert_eq!(
+        (err.kind(), err.status()),
+        (ErrorKind::InvalidKey, ErrorStatus::Permanent),
+        "{err}"
+    );
+    assert!(
+        err.message().contains("SOFTWARE") && err.message().contains("protection=hsm"),
+        "{err}"
+    );
+    open(&format!("{software}?protection=software"), &options)
+        .await
+        .expect("software, as asked");
+
+    let hsm = emulator.create_key_version(Algorithm::EcdsaP384Sha384);
+    emulator.set_protection(&hsm, PROTECTION_HSM);
+    let key = open(&format!("{hsm}?protection=hsm"), &options)
+        .await
+        .expect("an HSM version");
+    key.sign_message(b"in an HSM").await.expect("signs");
+
+    let required = GcpKmsOptions {
+        required_protection: Some(Protection::Hsm),
+        ..options.clone()
+    };
+    let err = open(&software, &required).await.expect_err("software");
+    assert_eq!(err.kind(), ErrorKind::InvalidKey, "{err}");
+    open(&hsm, &required).await.expect("an HSM version");
+
+    let key_name = emulator.create_key();
+    let version =
+        emulator.add_version(&key_name, Algorithm::EcdsaP256Sha256, VersionState::Enabled);
+    emulator.set_protection(&version, PROTECTION_HSM);
+    open(
+        &format!("{key_name}?version=latest&protection=hsm"),
+        &options,
+    )
+    .await
+    .expect("the newest version, an HSM one");
 }
 
 /// Damage in transit, which the CRC32C fields reveal: the signature changed after its
