@@ -1,38 +1,48 @@
 //! AWS KMS errors mapped to kmssh's kinds (which say whether a retry can help): the one
 //! table, [`map_sdk_error`].
 
+use aws_config::meta::ProviderChainError;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use kmssh_core::{Error, ErrorKind};
 
 /// The kind for an AWS KMS error code. The Rust SDK has no typed variant for
 /// `ThrottlingException`, so codes are matched as strings throughout.
+///
+/// Refused credentials (an unknown access key, a wrong secret, an expired session token,
+/// a signature scoped to another region) are [`ErrorKind::Unauthenticated`]; a known
+/// identity without the permission is [`ErrorKind::PermissionDenied`]. Neither is retried.
 fn kind_for_code(code: &str) -> ErrorKind {
     match code {
         "NotFoundException" | "InvalidArnException" => ErrorKind::NotFound,
-        "AccessDeniedException"
-        | "AccessDeniedExceptionMessage"
-        | "UnrecognizedClientException" => ErrorKind::PermissionDenied,
+        "AccessDeniedException" | "AccessDeniedExceptionMessage" => ErrorKind::PermissionDenied,
+        "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "IncompleteSignatureException"
+        | "MissingAuthenticationToken"
+        | "MissingAuthenticationTokenException"
+        | "ExpiredTokenException"
+        | "RequestExpired" => ErrorKind::Unauthenticated,
         "DisabledException"
         | "KMSInvalidStateException"
         | "InvalidKeyUsageException"
         | "UnsupportedOperationException"
-        | "IncorrectKeyException"
-        | "KeyUnavailableException" => ErrorKind::InvalidKey,
+        | "IncorrectKeyException" => ErrorKind::InvalidKey,
         "ThrottlingException"
         | "LimitExceededException"
         | "RequestLimitExceeded"
         | "TooManyRequestsException" => ErrorKind::Throttled,
+        // KeyUnavailableException: "the key is not available; you can retry the request".
         "KMSInternalException"
+        | "KeyUnavailableException"
         | "InternalFailure"
         | "ServiceUnavailable"
         | "ServiceUnavailableException" => ErrorKind::Unavailable,
         "DependencyTimeoutException" => ErrorKind::Timeout,
         "ValidationException" | "InvalidGrantTokenException" => ErrorKind::InvalidInput,
-        "ExpiredTokenException"
-        | "InvalidSignatureException"
-        | "IncompleteSignature"
-        | "MissingAuthenticationToken" => ErrorKind::Config,
         _ => ErrorKind::Unexpected,
     }
 }
@@ -51,16 +61,125 @@ fn find_cause<'a, T: std::error::Error + 'static>(
     None
 }
 
-/// The kind for a failure of the credential chain: missing or misconfigured credentials
-/// are configuration, a provider that failed or timed out is an authentication failure.
-/// Never "unavailable": retrying does not make credentials appear.
-fn kind_for_credentials(err: &CredentialsError) -> ErrorKind {
-    match err {
-        CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_) => {
-            ErrorKind::Config
+/// Whether an error's chain holds the SDK identity cache's "identity resolver timed out"
+/// (a private type, so recognised by its text): the credential chain took too long.
+fn credentials_timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if e.to_string().starts_with("identity resolver timed out") {
+            return true;
         }
-        _ => ErrorKind::PermissionDenied,
+        cause = e.source();
     }
+    false
+}
+
+/// The default chain's providers as `aws-config` names them, and what each reads.
+const SOURCES: [(&str, &str); 5] = [
+    (
+        "Environment",
+        "environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
+    ),
+    (
+        "Profile",
+        "profile (~/.aws/config and ~/.aws/credentials: keys, SSO, credential_process, role)",
+    ),
+    (
+        "WebIdentityToken",
+        "web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN)",
+    ),
+    (
+        "EcsContainer",
+        "ECS container (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI)",
+    ),
+    ("Ec2InstanceMetadata", "EC2 instance metadata (IMDS)"),
+];
+
+/// The profile the chain reads: `AWS_PROFILE`, else `default`.
+fn profile_name() -> String {
+    std::env::var("AWS_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "default".to_owned())
+}
+
+/// How a source is shown: what it reads, the profile's name included.
+fn describe_source(name: &str) -> String {
+    let described = SOURCES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or_else(|| name.to_owned(), |(_, what)| (*what).to_owned());
+    if name == "Profile" {
+        described.replacen("profile", &format!("profile \"{}\"", profile_name()), 1)
+    } else {
+        described
+    }
+}
+
+/// The first line of an error's text (a provider's reason can span lines).
+fn first_line(err: &dyn std::error::Error) -> String {
+    let text = err.to_string();
+    text.lines().next().unwrap_or_default().trim().to_owned()
+}
+
+/// A failure of the credential chain as a kmssh error: always
+/// [`ErrorKind::Unauthenticated`] (permanent: retrying does not make credentials appear),
+/// its message naming the sources tried, in order, and why each gave nothing. The caller
+/// attaches the SDK's error as the source.
+pub(crate) fn credentials_error(err: &CredentialsError) -> Error {
+    let message = match err {
+        CredentialsError::CredentialsNotLoaded(_) => {
+            match find_cause::<ProviderChainError<CredentialsError>>(err) {
+                Some(chain) if !chain.attempts().is_empty() => {
+                    let tried: Vec<String> = chain
+                        .attempts()
+                        .iter()
+                        .map(|attempt| {
+                            // A provider that found nothing to read says so without a cause.
+                            let why = std::error::Error::source(attempt.error())
+                                .map_or_else(|| "nothing configured".to_owned(), first_line);
+                            format!("{}: {why}", describe_source(attempt.name()))
+                        })
+                        .collect();
+                    format!(
+                        "no AWS credentials found; tried, in order: {}",
+                        tried.join("; ")
+                    )
+                }
+                _ => format!(
+                    "no AWS credentials found (sources, in order: {}): {}",
+                    all_sources(),
+                    std::error::Error::source(err)
+                        .map_or_else(|| "nothing configured".to_owned(), first_line)
+                ),
+            }
+        }
+        CredentialsError::ProviderTimedOut(timed_out) => format!(
+            "the AWS credential chain did not answer within {:?} (sources, in order: {})",
+            timed_out.timeout_duration(),
+            all_sources()
+        ),
+        _ => format!(
+            "AWS credentials could not be loaded: the first source that applied failed \
+             (sources, in order: {})",
+            all_sources()
+        ),
+    };
+    Error::new(ErrorKind::Unauthenticated, message)
+}
+
+/// Whether the chain found nothing (as opposed to a source that failed).
+pub(crate) fn is_not_loaded(err: &CredentialsError) -> bool {
+    matches!(err, CredentialsError::CredentialsNotLoaded(_))
+}
+
+/// Every source of the default chain, in order, on one line.
+pub(crate) fn all_sources() -> String {
+    SOURCES
+        .iter()
+        .map(|(n, _)| describe_source(n))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Maps an SDK error from `operation` to a kmssh error, keeping the provider's error as
@@ -74,9 +193,23 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
+    // A request that never left because the credential chain failed arrives as a
+    // dispatch failure, like a refused connection: tell them apart by the cause.
     let credentials = match &err {
         SdkError::ServiceError(_) => None,
-        other => find_cause::<CredentialsError>(other).map(kind_for_credentials),
+        other => find_cause::<CredentialsError>(other)
+            .map(credentials_error)
+            .or_else(|| {
+                credentials_timed_out(other).then(|| {
+                    Error::new(
+                        ErrorKind::Unauthenticated,
+                        format!(
+                            "the AWS credential chain did not answer in time (sources, in order: {})",
+                            all_sources()
+                        ),
+                    )
+                })
+            }),
     };
     let (kind, detail) = match (&err, credentials) {
         (SdkError::ServiceError(_), _) => {
@@ -91,12 +224,7 @@ where
                 format!("{code}: {}", err.message().unwrap_or("no message")),
             )
         }
-        (_, Some(kind)) => (
-            kind,
-            "no usable AWS credentials (the default chain: environment, profile, SSO, \
-             credential_process, web identity, IMDS)"
-                .to_owned(),
-        ),
+        (_, Some(credentials)) => (credentials.kind(), credentials.message().to_owned()),
         (SdkError::TimeoutError(_), None) => (ErrorKind::Timeout, "the call timed out".to_owned()),
         (SdkError::DispatchFailure(failure), None) if failure.is_timeout() => {
             (ErrorKind::Timeout, "connecting timed out".to_owned())
@@ -121,6 +249,8 @@ where
     let error = Error::new(kind, format!("AWS KMS {operation}: {detail}"));
     let mut error = match err {
         SdkError::ServiceError(service) => error.with_source(service.into_err()),
+        // The message already says what each source of the chain found.
+        other if find_cause::<CredentialsError>(&other).is_some_and(is_not_loaded) => error,
         other => error.with_source(other),
     };
     if let Some(status) = status {
@@ -142,15 +272,23 @@ mod tests {
     #[test]
     fn codes_map_to_kinds_that_say_whether_to_retry() {
         assert_eq!(kind_for_code("ThrottlingException"), ErrorKind::Throttled);
-        assert!(kind_for_code("ThrottlingException").is_transient());
-        assert!(kind_for_code("KMSInternalException").is_transient());
-        assert!(kind_for_code("DependencyTimeoutException").is_transient());
+        for temporary in [
+            "ThrottlingException",
+            "KMSInternalException",
+            "KeyUnavailableException",
+            "DependencyTimeoutException",
+        ] {
+            assert!(kind_for_code(temporary).is_transient(), "{temporary}");
+        }
         for permanent in [
             "NotFoundException",
             "DisabledException",
             "KMSInvalidStateException",
             "InvalidKeyUsageException",
             "AccessDeniedException",
+            "UnrecognizedClientException",
+            "ExpiredTokenException",
+            "InvalidSignatureException",
             "ValidationException",
         ] {
             assert!(!kind_for_code(permanent).is_transient(), "{permanent}");
@@ -158,29 +296,60 @@ mod tests {
     }
 
     #[test]
-    fn a_credential_failure_is_not_unavailable() {
+    fn refused_credentials_are_unauthenticated_and_missing_permissions_denied() {
+        for refused in [
+            "UnrecognizedClientException",
+            "InvalidSignatureException",
+            "ExpiredTokenException",
+            "IncompleteSignature",
+            "MissingAuthenticationToken",
+        ] {
+            assert_eq!(
+                kind_for_code(refused),
+                ErrorKind::Unauthenticated,
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            kind_for_code("AccessDeniedException"),
+            ErrorKind::PermissionDenied
+        );
+    }
+
+    #[test]
+    fn a_credential_failure_is_unauthenticated_not_unavailable() {
         let failure = |credentials: CredentialsError| {
             let err: SdkError<DescribeKeyError, Response> =
                 SdkError::dispatch_failure(ConnectorError::other(Box::new(credentials), None));
             map_sdk_error("DescribeKey", err)
         };
         let missing = failure(CredentialsError::not_loaded("no providers in chain"));
-        assert_eq!(missing.kind(), ErrorKind::Config, "{missing}");
+        assert_eq!(missing.kind(), ErrorKind::Unauthenticated, "{missing}");
         assert!(!missing.is_temporary());
+        for source in ["environment", "profile", "web identity", "ECS", "IMDS"] {
+            assert!(missing.message().contains(source), "{source}: {missing}");
+        }
         assert!(
             missing.to_string().contains("no providers in chain"),
             "{missing}"
         );
         let refused = failure(CredentialsError::provider_error("SSO token expired"));
-        assert_eq!(refused.kind(), ErrorKind::PermissionDenied, "{refused}");
+        assert_eq!(refused.kind(), ErrorKind::Unauthenticated, "{refused}");
         assert!(!refused.is_temporary());
+        assert!(
+            refused.to_string().contains("SSO token expired"),
+            "{refused}"
+        );
+        let slow = failure(CredentialsError::provider_timed_out(
+            std::time::Duration::from_secs(5),
+        ));
+        assert_eq!(slow.kind(), ErrorKind::Unauthenticated, "{slow}");
         let elsewhere: SdkError<DescribeKeyError, Response> = SdkError::dispatch_failure(
             ConnectorError::io(Box::new(std::io::Error::other("connection refused"))),
         );
-        assert_eq!(
-            map_sdk_error("DescribeKey", elsewhere).kind(),
-            ErrorKind::Unavailable
-        );
+        let elsewhere = map_sdk_error("DescribeKey", elsewhere);
+        assert_eq!(elsewhere.kind(), ErrorKind::Unavailable);
+        assert!(elsewhere.is_temporary());
     }
 
     #[test]

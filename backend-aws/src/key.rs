@@ -80,23 +80,34 @@ fn arn_region(id: &str) -> Option<&str> {
 
 impl AwsKmsKey {
     /// Opens a key with a client built from `options` (see [`AwsKmsOptions::client`]). A
-    /// key or alias ARN's region is used unless `options` sets one: the ARN says where the
-    /// key lives, whatever `AWS_REGION` says.
+    /// key or alias ARN's region is used for the key, whatever `AWS_REGION` or the
+    /// profile says (and when neither says anything): the ARN says where the key lives.
     ///
     /// # Errors
-    /// As [`AwsKmsKey::open_with_client`], or [`ErrorKind::Config`] without a region.
+    /// As [`AwsKmsKey::open_with_client`]; [`ErrorKind::Config`] without a region, or when
+    /// [`AwsKmsOptions::region`] names another region than the key's ARN;
+    /// [`ErrorKind::Unauthenticated`] when no credentials can be found or loaded.
     pub async fn open(uri: &KeyUri, options: &AwsKmsOptions) -> Result<VerifiedSigner<Self>> {
-        let region = arn_region(key_id(uri)?).filter(|_| options.region.is_none());
         let with_region;
-        let options = match region {
-            Some(region) => {
+        let options = match (arn_region(key_id(uri)?), options.region.as_deref()) {
+            (Some(arn), Some(option)) if arn != option => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "the key's ARN names region {arn} but the region option says {option}: \
+                         a key is reached in its own region, so drop the option or fix the ARN"
+                    ),
+                )
+                .with_context("uri", uri));
+            }
+            (Some(arn), None) => {
                 with_region = AwsKmsOptions {
-                    region: Some(region.to_owned()),
+                    region: Some(arn.to_owned()),
                     ..options.clone()
                 };
                 &with_region
             }
-            None => options,
+            _ => options,
         };
         let client = options
             .client()
@@ -107,7 +118,7 @@ impl AwsKmsKey {
 
     /// Opens a key with a client the caller built: one `DescribeKey` and one
     /// `GetPublicKey`, then the checks below. `options` gives the retry policy and grant
-    /// tokens; its client settings are not used.
+    /// tokens (sent with every call); its client settings are not used.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidUri`] for a body that is no key id, ARN or alias;
@@ -123,6 +134,7 @@ impl AwsKmsKey {
     ) -> Result<VerifiedSigner<Self>> {
         let id = key_id(uri)?;
         let retry = options.retry.unwrap_or_default();
+        let grant_tokens = (!options.grant_tokens.is_empty()).then(|| options.grant_tokens.clone());
         let at_uri = |e: Error| e.with_context("uri", uri);
 
         let described = retry
@@ -130,6 +142,7 @@ impl AwsKmsKey {
                 client
                     .describe_key()
                     .key_id(id)
+                    .set_grant_tokens(grant_tokens.clone())
                     .send()
                     .await
                     .map_err(|e| map_sdk_error("DescribeKey", e))
@@ -190,6 +203,7 @@ impl AwsKmsKey {
                 client
                     .get_public_key()
                     .key_id(&key_arn)
+                    .set_grant_tokens(grant_tokens.clone())
                     .send()
                     .await
                     .map_err(|e| map_sdk_error("GetPublicKey", e))

@@ -12,16 +12,34 @@
 //!
 //! # Configuration
 //!
-//! A key or alias ARN's region is used for that key. Everything else comes from the
-//! standard AWS chain as `aws-config` loads it: `AWS_REGION`,
-//! `AWS_PROFILE`, `AWS_ENDPOINT_URL_KMS`, and the full default credential chain
-//! (environment, profiles, SSO, `credential_process`, web identity, IMDS). Code sets
-//! what it wants explicitly with [`AwsKmsOptions`], either directly
-//! ([`AwsKmsKey::open`]) or through the registry
+//! Everything comes from the standard AWS chain as `aws-config` loads it (`AWS_REGION`,
+//! `AWS_PROFILE`, `AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL`…), unless code sets it with
+//! [`AwsKmsOptions`], either directly ([`AwsKmsKey::open`]) or through the registry
 //! (`kmssh_core::open_with(uri, &Options::new().with(AwsKmsOptions { … }))`); a key opened
-//! by URI alone gets [`AwsKmsOptions::default`], that is, the standard chain only. A
-//! credential that cannot be found or is refused is reported as a configuration or
-//! permission error, never as the service being unavailable.
+//! by URI alone gets [`AwsKmsOptions::default`], that is, the standard chain only.
+//!
+//! **Region.** A key or alias ARN's region is the key's region, whatever `AWS_REGION` or
+//! the profile says, and when nothing names a region. An [`AwsKmsOptions::region`] that
+//! contradicts the ARN is refused ([`kmssh_core::ErrorKind::Config`]); an endpoint
+//! override stays as given. A key id or alias name uses the option, else `AWS_REGION`,
+//! else the profile's `region`.
+//!
+//! **Credentials**, unless [`AwsKmsOptions::credentials`] gives static ones: the SDK's
+//! default chain, in order: environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`); the profile (`AWS_PROFILE`, else `default`, in `~/.aws/config`
+//! and `~/.aws/credentials`: static keys, SSO from `aws sso login`'s token cache,
+//! `credential_process`, roles assumed from a source profile); web identity
+//! (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, as EKS sets them); the ECS container
+//! endpoint (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` / `_FULL_URI`); the EC2 instance
+//! metadata service (IMDSv2), bounded to 1 s per request and 2 attempts by default
+//! (`AWS_METADATA_SERVICE_TIMEOUT`, `AWS_METADATA_SERVICE_NUM_ATTEMPTS`, or the options;
+//! `AWS_EC2_METADATA_DISABLED=true` skips it). The chain is resolved once when the key is
+//! opened; credentials that cannot be found, a source that fails (a `credential_process`
+//! exiting non-zero, an expired SSO token, STS refusing the web identity token) and
+//! credentials AWS KMS refuses (`UnrecognizedClientException`, `ExpiredTokenException`,
+//! `InvalidSignatureException`) are [`kmssh_core::ErrorKind::Unauthenticated`], naming
+//! the sources tried; `AccessDeniedException` is
+//! [`kmssh_core::ErrorKind::PermissionDenied`]. Neither is retried.
 //!
 //! # What opening checks
 //!
@@ -33,8 +51,10 @@
 //!
 //! Each signature is one `Sign` call with `MessageType=DIGEST` (the message is hashed
 //! locally, so any size works), and is verified against the cached public key before it
-//! is returned. Throttling, 5xx answers, dropped connections and timed-out attempts are
-//! retried with jittered exponential backoff inside a deadline; permanent errors are not.
+//! is returned. Throttling, 5xx answers (`KMSInternalException`,
+//! `KeyUnavailableException`), dropped connections and timed-out attempts are retried with
+//! jittered exponential backoff inside a deadline; permanent errors are not. Grant tokens
+//! ([`AwsKmsOptions::grant_tokens`]) go with every call.
 //!
 //! Linking this crate registers the `aws-kms:` scheme (`use kmssh_backend_aws as _;`).
 
@@ -45,7 +65,7 @@ mod key;
 mod options;
 
 pub use key::{AwsKmsKey, SUPPORTED_KEY_SPECS};
-pub use options::AwsKmsOptions;
+pub use options::{AwsKmsOptions, DEFAULT_IMDS_ATTEMPTS, DEFAULT_IMDS_TIMEOUT};
 
 /// The key URI scheme this backend serves.
 pub const SCHEME: &str = "aws-kms";

@@ -3,25 +3,45 @@
 //! [`Operation`] its classifier names, takes the fault due from its [`FaultHandle`], and
 //! renders it through the provider's [`Dialect`] (error answers, latency, dropped
 //! connections, edited JSON answers). Requests the classifier does not name are forwarded
-//! untouched. The proxy lives as long as its handle.
+//! untouched. Before any of that, an optional [`Gate`] may answer a request itself (the
+//! AWS fixture's checks of the SigV4 signature: the region it is scoped to, access keys
+//! to refuse), and every request is recorded ([`FaultProxy::requests`]) so a test can see
+//! what the backend sent. The proxy lives as long as its handle.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::faults::{Dialect, FaultHandle, Intercept, Operation, edit_answer};
-use crate::http::{IO_TIMEOUT, read_message, reason, reframe};
+use crate::faults::{Dialect, ErrorAnswer, FaultHandle, Intercept, Operation, edit_answer};
+use crate::http::{IO_TIMEOUT, Message, read_message, reason, reframe};
 
 /// Names the operation of a request from its head (start line and headers).
 pub type Classifier = fn(&str) -> Option<Operation>;
+
+/// Looks at a request (its operation, if the classifier named one) before the fault
+/// layer and the emulator do, and answers it itself when it returns an answer.
+pub type Gate = Arc<dyn Fn(Option<Operation>, &Message) -> Option<ErrorAnswer> + Send + Sync>;
+
+/// A request the proxy saw, as it arrived.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// The operation the classifier named, if any.
+    pub operation: Option<Operation>,
+    /// Start line and headers.
+    pub head: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
 
 /// The proxy: one task per connection, faults and counts in its [`FaultHandle`].
 pub struct FaultProxy {
     address: SocketAddr,
     faults: FaultHandle,
+    gate: Arc<Mutex<Option<Gate>>>,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
     accept: JoinHandle<()>,
 }
 
@@ -37,7 +57,12 @@ struct Route {
     faults: FaultHandle,
     dialect: Arc<dyn Dialect>,
     classify: Classifier,
+    gate: Arc<Mutex<Option<Gate>>>,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
 }
+
+/// The most requests a proxy records (a bound on its memory; later ones are not kept).
+const MAX_RECORDED: usize = 10_000;
 
 impl FaultProxy {
     /// Starts a proxy on 127.0.0.1 (a free port) forwarding to `upstream`, with a fresh
@@ -55,11 +80,15 @@ impl FaultProxy {
             .expect("bind loopback");
         let address = listener.local_addr().expect("address");
         let faults = FaultHandle::new();
+        let gate = Arc::new(Mutex::new(None));
+        let recorded = Arc::new(Mutex::new(Vec::new()));
         let route = Route {
             upstream,
             faults: faults.clone(),
             dialect,
             classify,
+            gate: Arc::clone(&gate),
+            recorded: Arc::clone(&recorded),
         };
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -72,8 +101,35 @@ impl FaultProxy {
         Self {
             address,
             faults,
+            gate,
+            recorded,
             accept,
         }
+    }
+
+    /// Puts `gate` in front of every later request (`None`: no gate).
+    pub fn set_gate(&self, gate: Option<Gate>) {
+        *self.gate.lock().unwrap_or_else(PoisonError::into_inner) = gate;
+    }
+
+    /// Every request seen so far (up to the first 10,000), in order of arrival.
+    #[must_use]
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many requests for `operation` arrived, gated and faulted ones included.
+    #[must_use]
+    pub fn count(&self, operation: Operation) -> usize {
+        self.recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|r| r.operation == Some(operation))
+            .count()
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -91,14 +147,35 @@ impl FaultProxy {
     async fn serve(mut client: TcpStream, route: Route) -> std::io::Result<()> {
         let mut buffer = Vec::new();
         while let Some(request) = read_message(&mut client, &mut buffer, false).await? {
-            let intercept = match (route.classify)(&request.head) {
-                Some(operation) => {
+            let operation = (route.classify)(&request.head);
+            {
+                let mut recorded = route
+                    .recorded
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if recorded.len() < MAX_RECORDED {
+                    recorded.push(Recorded {
+                        operation,
+                        head: request.head.clone(),
+                        body: request.body.clone(),
+                    });
+                }
+            }
+            let gate = route
+                .gate
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let gated = gate.and_then(|gate| gate(operation, &request));
+            let intercept = match (gated, operation) {
+                (Some(answer), _) => Intercept::Respond(answer),
+                (None, Some(operation)) => {
                     route
                         .faults
                         .intercept(operation, route.dialect.as_ref())
                         .await
                 }
-                None => Intercept::Answer(None),
+                (None, None) => Intercept::Answer(None),
             };
             let edit = match intercept {
                 Intercept::Drop => return Ok(()),
