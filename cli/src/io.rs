@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use kmssh_core::{FileWrite, KeyUri, KmsKey, Options};
+use kmssh_core::{FileWrite, InputFiles, KeyUri, KmsKey, Options};
 
 use crate::args::KeyArgs;
 use crate::exit::{Class, Failure};
@@ -91,18 +91,16 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> Result<
 }
 
 /// Refuses to write `output` when it is one of the command's `inputs` (the same file by
-/// device and inode, through any link or spelling: [`kmssh_core::same_file`]; or the same
-/// name, for an input still to be created), `--force` or not: an output must never
-/// destroy what the command reads. `-` (stdin) is no file.
+/// device and inode, through any link or spelling; or the same name, for an input still
+/// to be created: [`InputFiles`]), `--force` or not: an output must never destroy what
+/// the command reads. `-` (stdin) is no file.
 pub fn refuse_output_over_inputs(output: &Path, inputs: &[&Path]) -> Result<(), Failure> {
-    // Also by name, for an input that is not there yet (a key `--create` will make).
-    let entry = kmssh_core::resolved_output_path(output).ok();
-    let clobbered = inputs.iter().find(|input| {
-        **input != Path::new("-")
-            && (kmssh_core::same_file(output, input)
-                || entry.is_some() && kmssh_core::resolved_output_path(input).ok() == entry)
-    });
-    match clobbered {
+    refuse_output_over(output, &InputFiles::new(inputs.iter().copied()))
+}
+
+/// As [`refuse_output_over_inputs`], with the inputs looked up once (a batch).
+pub fn refuse_output_over(output: &Path, inputs: &InputFiles) -> Result<(), Failure> {
+    match inputs.clobbered_by(output) {
         Some(input) => Err(Failure::input(format!(
             "{}: refusing to write there: it is the input {}, even with --force",
             output.display(),

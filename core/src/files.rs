@@ -59,6 +59,17 @@ impl FileWrite {
     }
 }
 
+/// The (device, inode) pairs a path leads to: the path itself and, where it is a
+/// symlink, what it points to. A path that does not exist has none.
+fn identities(path: &Path) -> Vec<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    [std::fs::symlink_metadata(path), std::fs::metadata(path)]
+        .into_iter()
+        .filter_map(std::result::Result::ok)
+        .map(|m| (m.dev(), m.ino()))
+        .collect()
+}
+
 /// Whether writing `output` could destroy `input`: both paths lead to the same file
 /// (device and inode), comparing each path itself and, where it is a symlink, what it
 /// points to. A path that does not exist is no file: `false`.
@@ -67,16 +78,55 @@ impl FileWrite {
 /// merely names an input another way is refused as well.
 #[must_use]
 pub fn same_file(output: &Path, input: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    let identities = |path: &Path| {
-        [std::fs::symlink_metadata(path), std::fs::metadata(path)]
-            .into_iter()
-            .filter_map(std::result::Result::ok)
-            .map(|m| (m.dev(), m.ino()))
-            .collect::<Vec<_>>()
-    };
     let inputs = identities(input);
     identities(output).iter().any(|id| inputs.contains(id))
+}
+
+/// The files a command reads, looked up once, so that each of its outputs is checked
+/// against all of them in constant time: a batch of n certificates costs O(n) system
+/// calls, not O(n²). An output clobbers an input when it is the same file
+/// ([`same_file`]) or the same directory entry ([`resolved_output_path`]), the latter
+/// for an input that does not exist yet (a key `--create` will make).
+#[derive(Clone, Debug, Default)]
+pub struct InputFiles {
+    ids: std::collections::HashMap<(u64, u64), std::path::PathBuf>,
+    entries: std::collections::HashMap<std::path::PathBuf, std::path::PathBuf>,
+}
+
+impl InputFiles {
+    /// Remembers `inputs` (`-`, standard input, is no file and is skipped).
+    pub fn new<'a>(inputs: impl IntoIterator<Item = &'a Path>) -> Self {
+        let mut files = Self::default();
+        for input in inputs {
+            if input == Path::new("-") {
+                continue;
+            }
+            for id in identities(input) {
+                files.ids.entry(id).or_insert_with(|| input.to_path_buf());
+            }
+            if let Ok(entry) = resolved_output_path(input) {
+                files
+                    .entries
+                    .entry(entry)
+                    .or_insert_with(|| input.to_path_buf());
+            }
+        }
+        files
+    }
+
+    /// The input that writing `output` would destroy, if any.
+    #[must_use]
+    pub fn clobbered_by(&self, output: &Path) -> Option<&Path> {
+        identities(output)
+            .iter()
+            .find_map(|id| self.ids.get(id))
+            .or_else(|| {
+                resolved_output_path(output)
+                    .ok()
+                    .and_then(|entry| self.entries.get(&entry))
+            })
+            .map(std::path::PathBuf::as_path)
+    }
 }
 
 /// The directory entry `path` names, spelled one way: its directory resolved (symlinks,
@@ -201,5 +251,23 @@ mod tests {
         );
         assert!(resolved_output_path(&dir.path().join("none").join("x")).is_err());
         assert!(resolved_output_path(Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn input_files_find_an_output_that_is_an_input_by_file_or_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a.pub");
+        std::fs::write(&a, b"key").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&a, &link).expect("symlink");
+        let missing = dir.path().join("ca_key");
+        let inputs = InputFiles::new([a.as_path(), missing.as_path(), Path::new("-")]);
+        assert_eq!(inputs.clobbered_by(&link), Some(a.as_path()));
+        assert_eq!(
+            inputs.clobbered_by(&dir.path().join("./ca_key")),
+            Some(missing.as_path())
+        );
+        assert_eq!(inputs.clobbered_by(&missing), Some(missing.as_path()));
+        assert_eq!(inputs.clobbered_by(&dir.path().join("a-cert.pub")), None);
     }
 }

@@ -30,7 +30,7 @@ pub use algorithm::{Algorithm, MessageDigest};
 pub use blocking::BlockingSigner;
 pub use bridge::{KmsSigner, x509_signature_algorithm};
 pub use error::{Error, ErrorKind, ErrorStatus, Result};
-pub use files::{FileWrite, resolved_output_path, same_file};
+pub use files::{FileWrite, InputFiles, resolved_output_path, same_file};
 pub use key::{KmsKey, RawSigner, VerifiedSigner};
 pub use known_backends::{KNOWN_BACKENDS, KnownBackend};
 pub use options::{BackendOptions, Options};

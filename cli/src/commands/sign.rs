@@ -16,7 +16,7 @@ use kmssh_pki::{
 use crate::args::{CsrFormat, SignArgs};
 use crate::exit::Failure;
 use crate::io::{
-    exists_without_force, local_key_file, open_key, read_input, read_text,
+    exists_without_force, local_key_file, open_key, read_input, read_text, refuse_output_over,
     refuse_output_over_inputs, write_output,
 };
 
@@ -49,8 +49,12 @@ pub async fn sign(args: SignArgs) -> Result<(), Failure> {
     let mut targets: Vec<(String, Option<PathBuf>)> = Vec::new();
     // Every input, so that no certificate is written over one of them.
     let ca_file = local_key_file(&args.ca);
-    let mut inputs: Vec<&Path> = args.public_keys.iter().map(PathBuf::as_path).collect();
-    inputs.extend(ca_file.as_deref());
+    let inputs = kmssh_core::InputFiles::new(
+        args.public_keys
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(ca_file.as_deref()),
+    );
     // Which input each certificate file is for, to refuse two inputs writing one file.
     let mut claimed: HashMap<PathBuf, &Path> = HashMap::new();
     for path in &args.public_keys {
@@ -70,7 +74,7 @@ pub async fn sign(args: SignArgs) -> Result<(), Failure> {
                     target.display()
                 )));
             }
-            refuse_output_over_inputs(target, &inputs)?;
+            refuse_output_over(target, &inputs)?;
             if target.symlink_metadata().is_ok() && !args.force {
                 return Err(exists_without_force(target));
             }
