@@ -76,19 +76,29 @@ pub async fn create_key_arn(
     spec: KeySpec,
     usage: KeyUsageType,
 ) -> String {
-    let created = client
+    created_key(client, spec, usage)
+        .await
+        .arn()
+        .expect("ARN")
+        .to_owned()
+}
+
+/// Creates a key in the emulator; returns its metadata.
+async fn created_key(
+    client: &aws_sdk_kms::Client,
+    spec: KeySpec,
+    usage: KeyUsageType,
+) -> aws_sdk_kms::types::KeyMetadata {
+    client
         .create_key()
         .key_spec(spec.clone())
         .key_usage(usage)
         .description("kmssh conformance")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("CreateKey {spec:?}: {e:?}"));
-    created
-        .key_metadata()
-        .and_then(|m| m.arn())
-        .expect("ARN")
-        .to_owned()
+        .unwrap_or_else(|e| panic!("CreateKey {spec:?}: {e:?}"))
+        .key_metadata
+        .expect("metadata")
 }
 
 /// An SDK client for administration (creating keys), straight to the emulator.
@@ -108,19 +118,7 @@ pub async fn create_key(
     spec: KeySpec,
     usage: KeyUsageType,
 ) -> String {
-    let created = client
-        .create_key()
-        .key_spec(spec.clone())
-        .key_usage(usage)
-        .description("kmssh conformance")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateKey {spec:?}: {e:?}"));
-    created
-        .key_metadata()
-        .expect("metadata")
-        .key_id()
-        .to_owned()
+    created_key(client, spec, usage).await.key_id().to_owned()
 }
 
 /// Opens `aws-kms:<id>` with the given options.
