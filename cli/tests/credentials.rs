@@ -636,16 +636,8 @@ mod gcp {
     fn pubkey(mut command: Command, name: &str) -> (i32, String, String, Duration) {
         command.args(["pubkey", "--ca", &format!("gcp-kms:{name}")]);
         let started = Instant::now();
-        let out = assert_cmd::Command::from_std(command)
-            .timeout(Duration::from_secs(60))
-            .output()
-            .expect("runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-            started.elapsed(),
-        )
+        let (code, stdout, stderr) = super::common::run_within(command, Duration::from_secs(60));
+        (code, stdout, stderr, started.elapsed())
     }
 
     fn write_json(path: &Path, json: &serde_json::Value) {

@@ -25,15 +25,7 @@ fn kmssh_path() -> PathBuf {
 /// exit code, -1): exit code, stdout, stderr.
 fn guarded(command: &mut Command) -> (i32, String, String) {
     let command = std::mem::replace(command, Command::new("true"));
-    let out = assert_cmd::Command::from_std(command)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run_within(command, Duration::from_secs(60))
 }
 
 /// `kmssh ARGS…` under `sh -c 'umask MASK; exec kmssh …'`.

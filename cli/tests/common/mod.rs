@@ -46,6 +46,20 @@ pub fn run(command: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Runs a command to its end, or kills it after `limit` (its exit code is then -1): exit
+/// code, stdout, stderr. For commands that must not hang.
+pub fn run_within(command: Command, limit: std::time::Duration) -> (i32, String, String) {
+    let out = assert_cmd::Command::from_std(command)
+        .timeout(limit)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs a command that must succeed (else the test fails with its stderr); its stdout.
 pub fn succeed(command: &mut Command) -> Vec<u8> {
     let out = command.output().expect("runs");
