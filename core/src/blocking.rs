@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use spki::{AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier};
 
-use crate::bridge::{check_curve, narrow, to_signature_error, x509_signature_algorithm};
-use crate::{EcPublicKey, EcdsaSignature, Error, ErrorKind, KmsKey, Result};
+use crate::bridge::{
+    check_curve, check_ecdsa, ecdsa_of, narrow, to_signature_error, x509_signature_algorithm,
+};
+use crate::{EcdsaSignature, Error, ErrorKind, KmsKey, PublicKey, Result, Signature};
 
 /// A [`KmsKey`] behind the synchronous `Signer` and `Keypair` traits.
 #[derive(Debug)]
@@ -69,19 +71,26 @@ impl BlockingSigner {
         &self.key
     }
 
-    /// Hashes and signs `message`, blocking until the key answers.
+    /// Signs `message` with the key's default algorithm, blocking until the key answers.
     ///
     /// # Errors
     /// Refuses inside an async runtime; otherwise as [`KmsKey::sign_message`].
-    pub fn sign_message(&self, message: &[u8]) -> Result<EcdsaSignature> {
+    pub fn sign_message(&self, message: &[u8]) -> Result<Signature> {
         refuse_inside_runtime()?;
         self.runtime.block_on(self.key.sign_message(message))
     }
 }
 
+impl signature::Signer<Signature> for BlockingSigner {
+    fn try_sign(&self, msg: &[u8]) -> Result<Signature, signature::Error> {
+        self.sign_message(msg).map_err(to_signature_error)
+    }
+}
+
 impl signature::Signer<EcdsaSignature> for BlockingSigner {
     fn try_sign(&self, msg: &[u8]) -> Result<EcdsaSignature, signature::Error> {
-        self.sign_message(msg).map_err(to_signature_error)
+        check_ecdsa(self.key.as_ref())?;
+        ecdsa_of(self.sign_message(msg).map_err(to_signature_error)?)
     }
 }
 
@@ -90,7 +99,7 @@ macro_rules! blocking_curve_signer {
         impl signature::Signer<$krate::ecdsa::Signature> for BlockingSigner {
             fn try_sign(&self, msg: &[u8]) -> Result<$krate::ecdsa::Signature, signature::Error> {
                 check_curve::<$krate::ecdsa::Signature>(self.key.as_ref())?;
-                narrow(self.sign_message(msg).map_err(to_signature_error)?)
+                narrow(ecdsa_of(self.sign_message(msg).map_err(to_signature_error)?)?)
             }
         }
     };
@@ -101,8 +110,8 @@ blocking_curve_signer!(p384);
 blocking_curve_signer!(p521);
 
 impl signature::Keypair for BlockingSigner {
-    type VerifyingKey = EcPublicKey;
-    fn verifying_key(&self) -> EcPublicKey {
+    type VerifyingKey = PublicKey;
+    fn verifying_key(&self) -> PublicKey {
         self.key.public_key().clone()
     }
 }

@@ -3,29 +3,22 @@
 
 use std::sync::Arc;
 
-use spki::{AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, ObjectIdentifier};
+use spki::der::asn1::{AnyRef, Null};
+use spki::{AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier};
 
-use crate::{Algorithm, EcPublicKey, EcdsaSignature, Error, ErrorKind, KmsKey};
-
-/// ecdsa-with-SHA256/384/512 (RFC 5758 §3.2).
-fn signature_algorithm_oid(algorithm: Algorithm) -> ObjectIdentifier {
-    match algorithm {
-        Algorithm::EcdsaP256Sha256 => ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2"),
-        Algorithm::EcdsaP384Sha384 => ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3"),
-        Algorithm::EcdsaP521Sha512 => ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4"),
-    }
-}
+use crate::{Algorithm, EcdsaSignature, Error, ErrorKind, KeyFamily, KmsKey, PublicKey, Signature};
 
 /// Wraps a kmssh error for `signature::Error`, keeping it as the source.
 pub(crate) fn to_signature_error(err: Error) -> signature::Error {
     signature::Error::from_source(Box::new(err))
 }
 
-/// A [`KmsKey`] as a RustCrypto signer: [`signature::AsyncSigner`] for the curve-erased
-/// [`EcdsaSignature`] and for each curve's own signature type, [`signature::Keypair`],
-/// and the X.509 signature algorithm identifier.
+/// A [`KmsKey`] as a RustCrypto signer: [`signature::AsyncSigner`] for [`Signature`],
+/// for [`EcdsaSignature`] and each curve's own signature type, [`signature::Keypair`],
+/// and the X.509 signature algorithm identifier. It signs with the key's default
+/// [`KmsKey::algorithm`].
 ///
-/// Messages are hashed locally; only the digest goes to the KMS.
+/// Messages are hashed locally for pre-hashed algorithms; only the digest goes to the KMS.
 #[derive(Clone, Debug)]
 pub struct KmsSigner {
     key: Arc<dyn KmsKey>,
@@ -45,9 +38,42 @@ impl KmsSigner {
     }
 }
 
+impl signature::AsyncSigner<Signature> for KmsSigner {
+    async fn sign_async(&self, msg: &[u8]) -> Result<Signature, signature::Error> {
+        self.key.sign_message(msg).await.map_err(to_signature_error)
+    }
+}
+
 impl signature::AsyncSigner<EcdsaSignature> for KmsSigner {
     async fn sign_async(&self, msg: &[u8]) -> Result<EcdsaSignature, signature::Error> {
-        self.key.sign_message(msg).await.map_err(to_signature_error)
+        check_ecdsa(self.key.as_ref())?;
+        ecdsa_of(self.key.sign_message(msg).await.map_err(to_signature_error)?)
+    }
+}
+
+/// Refuses, before any KMS call, an ECDSA signature from a key of another family.
+pub(crate) fn check_ecdsa(key: &dyn KmsKey) -> Result<(), signature::Error> {
+    if key.public_key().family() == KeyFamily::Ecdsa {
+        Ok(())
+    } else {
+        Err(to_signature_error(Error::new(
+            ErrorKind::UnsupportedAlgorithm,
+            format!(
+                "asked for an ECDSA signature from a {} key",
+                key.public_key().description()
+            ),
+        )))
+    }
+}
+
+/// The ECDSA signature inside a [`Signature`].
+pub(crate) fn ecdsa_of(signature: Signature) -> Result<EcdsaSignature, signature::Error> {
+    match signature {
+        Signature::Ecdsa(s) => Ok(s),
+        other => Err(to_signature_error(Error::new(
+            ErrorKind::UnsupportedAlgorithm,
+            format!("expected an ECDSA signature, got {}", other.algorithm()),
+        ))),
     }
 }
 
@@ -77,12 +103,12 @@ macro_rules! curve_signature {
                 msg: &[u8],
             ) -> Result<$krate::ecdsa::Signature, signature::Error> {
                 check_curve::<$krate::ecdsa::Signature>(self.key.as_ref())?;
-                narrow(
+                narrow(ecdsa_of(
                     self.key
                         .sign_message(msg)
                         .await
                         .map_err(to_signature_error)?,
-                )
+                )?)
             }
         }
     };
@@ -115,8 +141,8 @@ curve_signature!(p384, P384, EcdsaP384Sha384);
 curve_signature!(p521, P521, EcdsaP521Sha512);
 
 impl signature::Keypair for KmsSigner {
-    type VerifyingKey = EcPublicKey;
-    fn verifying_key(&self) -> EcPublicKey {
+    type VerifyingKey = PublicKey;
+    fn verifying_key(&self) -> PublicKey {
         self.key.public_key().clone()
     }
 }
@@ -127,11 +153,16 @@ impl DynSignatureAlgorithmIdentifier for KmsSigner {
     }
 }
 
-/// The X.509 `AlgorithmIdentifier` for ECDSA signatures with this algorithm's hash.
+/// The X.509 `AlgorithmIdentifier` for signatures with this algorithm: parameters
+/// absent for ECDSA (RFC 5758) and Ed25519 (RFC 8410), NULL for RSA (RFC 8017).
 #[must_use]
 pub fn x509_signature_algorithm(algorithm: Algorithm) -> AlgorithmIdentifierOwned {
+    let parameters = match algorithm.family() {
+        KeyFamily::Rsa => Some(AnyRef::from(Null).into()),
+        KeyFamily::Ecdsa | KeyFamily::Ed25519 => None,
+    };
     AlgorithmIdentifierOwned {
-        oid: signature_algorithm_oid(algorithm),
-        parameters: None,
+        oid: algorithm.x509_oid(),
+        parameters,
     }
 }

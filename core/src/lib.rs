@@ -25,21 +25,24 @@ mod settings;
 mod signature;
 mod uri;
 
-pub use algorithm::{Algorithm, MessageDigest};
+pub use algorithm::{Algorithm, Curve, HashAlgorithm, KeyFamily, MessageDigest};
 #[cfg(feature = "blocking")]
 pub use blocking::BlockingSigner;
 pub use bridge::{KmsSigner, x509_signature_algorithm};
 pub use error::{Error, ErrorKind, ErrorStatus, Result};
 pub use files::{FileWrite, InputFiles, resolved_output_path, same_file};
-pub use key::{KmsKey, RawSigner, VerifiedSigner};
+pub use key::{
+    KmsKey, RawSigner, SigningInput, SigningPayload, VerifiedSigner, check_algorithm,
+    check_message_len,
+};
 pub use known_backends::{KNOWN_BACKENDS, KnownBackend};
 pub use options::{BackendOptions, Options};
-pub use public_key::EcPublicKey;
+pub use public_key::{EcPublicKey, MAX_RSA_BITS, MIN_RSA_BITS, PublicKey};
 pub use registry::{Backend, OpenFuture, backend_for, backends, open, open_with};
 #[cfg(feature = "runtime")]
 pub use retry::RetryPolicy;
 pub use settings::{env_flag, env_setting};
-pub use signature::EcdsaSignature;
+pub use signature::{EcdsaSignature, RsaSignature, Signature};
 pub use uri::KeyUri;
 
 /// The longest a single call to a provider may take unless a backend's options say
@@ -52,4 +55,4 @@ pub use async_trait::async_trait;
 /// Re-exported so backends register with the same `inventory` this crate collects from.
 pub use inventory;
 /// Re-exported: key and signature types in this API come from these crates.
-pub use {p256, p384, p521, spki};
+pub use {ed25519_dalek, p256, p384, p521, rsa, spki};

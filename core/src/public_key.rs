@@ -1,9 +1,11 @@
-//! A NIST-curve ECDSA public key, typed by curve, as fetched once from a KMS.
+//! Signing keys' public halves, as fetched once from a KMS: [`PublicKey`] over the
+//! NIST-curve ECDSA [`EcPublicKey`], RSA and Ed25519.
 
+use rsa::traits::PublicKeyParts as _;
 use signature::hazmat::PrehashVerifier;
 use spki::{EncodePublicKey, ObjectIdentifier, SubjectPublicKeyInfoRef};
 
-use crate::{Algorithm, EcdsaSignature, Error, ErrorKind, Result};
+use crate::{Algorithm, Curve, EcdsaSignature, Error, ErrorKind, KeyFamily, Result, Signature};
 
 /// `id-ecPublicKey` (RFC 5480).
 pub(crate) const ID_EC_PUBLIC_KEY: ObjectIdentifier =
@@ -24,10 +26,16 @@ impl EcPublicKey {
     /// The algorithm this key signs with.
     #[must_use]
     pub fn algorithm(&self) -> Algorithm {
+        self.curve().algorithm()
+    }
+
+    /// The key's curve.
+    #[must_use]
+    pub fn curve(&self) -> Curve {
         match self {
-            Self::P256(_) => Algorithm::EcdsaP256Sha256,
-            Self::P384(_) => Algorithm::EcdsaP384Sha384,
-            Self::P521(_) => Algorithm::EcdsaP521Sha512,
+            Self::P256(_) => Curve::P256,
+            Self::P384(_) => Curve::P384,
+            Self::P521(_) => Curve::P521,
         }
     }
 
@@ -35,17 +43,11 @@ impl EcPublicKey {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidKey`] when the bytes are not a point on that curve.
-    pub fn from_sec1_bytes(algorithm: Algorithm, bytes: &[u8]) -> Result<Self> {
-        let parsed = match algorithm {
-            Algorithm::EcdsaP256Sha256 => {
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P256)
-            }
-            Algorithm::EcdsaP384Sha384 => {
-                p384::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P384)
-            }
-            Algorithm::EcdsaP521Sha512 => {
-                p521::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P521)
-            }
+    pub fn from_sec1_bytes(curve: Curve, bytes: &[u8]) -> Result<Self> {
+        let parsed = match curve {
+            Curve::P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P256),
+            Curve::P384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P384),
+            Curve::P521 => p521::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map(Self::P521),
         };
         parsed.map_err(|e| {
             Error::new(
@@ -53,26 +55,23 @@ impl EcPublicKey {
                 format!(
                     "{} bytes are not a {} public key point",
                     bytes.len(),
-                    algorithm.curve_name()
+                    curve
                 ),
             )
             .with_source(e.to_string())
         })
     }
 
-    /// Parses a DER `SubjectPublicKeyInfo` (what AWS `GetPublicKey` returns).
+    /// Parses a DER `SubjectPublicKeyInfo` holding an EC key.
     ///
     /// # Errors
     /// [`ErrorKind::UnsupportedAlgorithm`] for a non-EC key or another curve (naming its
     /// OID), [`ErrorKind::InvalidKey`] for malformed DER.
     pub fn from_public_key_der(der: &[u8]) -> Result<Self> {
-        let info = SubjectPublicKeyInfoRef::try_from(der).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidKey,
-                "public key is not a DER SubjectPublicKeyInfo",
-            )
-            .with_source(e.to_string())
-        })?;
+        Self::from_spki(&parse_spki(der)?)
+    }
+
+    fn from_spki(info: &SubjectPublicKeyInfoRef<'_>) -> Result<Self> {
         if info.algorithm.oid != ID_EC_PUBLIC_KEY {
             return Err(Error::new(
                 ErrorKind::UnsupportedAlgorithm,
@@ -89,31 +88,22 @@ impl EcPublicKey {
             )
             .with_source(e.to_string())
         })?;
-        let algorithm = Algorithm::from_curve_oid(&curve)?;
+        let curve = Curve::from_oid(&curve)?;
         let bytes = info.subject_public_key.as_bytes().ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidKey,
                 "EC public key bit string has unused bits",
             )
         })?;
-        Self::from_sec1_bytes(algorithm, bytes)
+        Self::from_sec1_bytes(curve, bytes)
     }
 
-    /// Parses a PEM `PUBLIC KEY` block (what Cloud KMS `getPublicKey` returns).
+    /// Parses a PEM `PUBLIC KEY` block holding an EC key.
     ///
     /// # Errors
     /// As [`EcPublicKey::from_public_key_der`], or [`ErrorKind::InvalidKey`] for bad PEM.
     pub fn from_public_key_pem(pem: &str) -> Result<Self> {
-        let (label, doc) = spki::Document::from_pem(pem).map_err(|e| {
-            Error::new(ErrorKind::InvalidKey, "public key is not PEM").with_source(e.to_string())
-        })?;
-        if label != "PUBLIC KEY" {
-            return Err(Error::new(
-                ErrorKind::InvalidKey,
-                format!("expected a PEM `PUBLIC KEY` block, found `{label}`"),
-            ));
-        }
-        Self::from_public_key_der(doc.as_bytes())
+        Self::from_public_key_der(pem_to_der(pem)?.as_bytes())
     }
 
     /// The uncompressed SEC1 point (`04 || x || y`), as OpenSSH key blobs carry it.
@@ -131,11 +121,7 @@ impl EcPublicKey {
     /// # Errors
     /// [`ErrorKind::Unexpected`] if encoding fails (it does not for valid keys).
     pub fn to_pem(&self) -> Result<String> {
-        self.to_public_key_pem(spki::der::pem::LineEnding::LF)
-            .map_err(|e| {
-                Error::new(ErrorKind::Unexpected, "cannot PEM-encode public key")
-                    .with_source(e.to_string())
-            })
+        encode_pem(self)
     }
 
     /// Checks an ECDSA signature over a prehashed digest. High-`s` signatures are accepted,
@@ -196,5 +182,285 @@ impl From<p384::ecdsa::VerifyingKey> for EcPublicKey {
 impl From<p521::ecdsa::VerifyingKey> for EcPublicKey {
     fn from(key: p521::ecdsa::VerifyingKey) -> Self {
         Self::P521(key)
+    }
+}
+
+/// `rsaEncryption` (RFC 8017).
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+/// `id-Ed25519` (RFC 8410).
+const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// The smallest RSA signing key kmssh accepts: NIST SP 800-131A and every KMS's minimum.
+pub const MIN_RSA_BITS: usize = 2048;
+/// The largest RSA signing key kmssh accepts (the `rsa` crate's verification bound).
+pub const MAX_RSA_BITS: usize = 8192;
+
+fn parse_spki(der: &[u8]) -> Result<SubjectPublicKeyInfoRef<'_>> {
+    SubjectPublicKeyInfoRef::try_from(der).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidKey,
+            "public key is not a DER SubjectPublicKeyInfo",
+        )
+        .with_source(e.to_string())
+    })
+}
+
+fn pem_to_der(pem: &str) -> Result<spki::Document> {
+    let (label, doc) = spki::Document::from_pem(pem).map_err(|e| {
+        Error::new(ErrorKind::InvalidKey, "public key is not PEM").with_source(e.to_string())
+    })?;
+    if label != "PUBLIC KEY" {
+        return Err(Error::new(
+            ErrorKind::InvalidKey,
+            format!("expected a PEM `PUBLIC KEY` block, found `{label}`"),
+        ));
+    }
+    Ok(doc)
+}
+
+fn encode_pem(key: &impl EncodePublicKey) -> Result<String> {
+    key.to_public_key_pem(spki::der::pem::LineEnding::LF)
+        .map_err(|e| {
+            Error::new(ErrorKind::Unexpected, "cannot PEM-encode public key")
+                .with_source(e.to_string())
+        })
+}
+
+fn does_not_verify(algorithm: Algorithm) -> Error {
+    Error::new(
+        ErrorKind::BadSignature,
+        format!("{algorithm} signature does not verify against the public key"),
+    )
+}
+
+/// A signing key's public half: ECDSA, RSA or Ed25519.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublicKey {
+    /// An ECDSA key on a NIST curve.
+    Ecdsa(EcPublicKey),
+    /// An RSA key of [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits.
+    Rsa(rsa::PublicKey),
+    /// An Ed25519 key (never a small-order point).
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+impl PublicKey {
+    /// Wraps an RSA key, refusing sizes outside [`MIN_RSA_BITS`]..=[`MAX_RSA_BITS`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnsupportedAlgorithm`] naming the size.
+    pub fn rsa(key: rsa::PublicKey) -> Result<Self> {
+        let bits = key.n().bit_width_vartime() as usize;
+        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+            return Err(Error::new(
+                ErrorKind::UnsupportedAlgorithm,
+                format!(
+                    "RSA-{bits} signing keys are not supported: use {MIN_RSA_BITS} to {MAX_RSA_BITS} bits"
+                ),
+            ));
+        }
+        Ok(Self::Rsa(key))
+    }
+
+    /// Wraps an Ed25519 key given as its 32 bytes, refusing non-points and small-order
+    /// points.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidKey`].
+    pub fn ed25519(bytes: &[u8]) -> Result<Self> {
+        let array: &[u8; 32] = bytes.try_into().map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidKey,
+                format!("an Ed25519 public key is 32 bytes, got {}", bytes.len()),
+            )
+        })?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(array).map_err(|e| {
+            Error::new(ErrorKind::InvalidKey, "bytes are not an Ed25519 public key")
+                .with_source(e.to_string())
+        })?;
+        if key.is_weak() {
+            return Err(Error::new(
+                ErrorKind::InvalidKey,
+                "Ed25519 public key is a small-order point",
+            ));
+        }
+        Ok(Self::Ed25519(key))
+    }
+
+    /// The key's family.
+    #[must_use]
+    pub fn family(&self) -> KeyFamily {
+        match self {
+            Self::Ecdsa(_) => KeyFamily::Ecdsa,
+            Self::Rsa(_) => KeyFamily::Rsa,
+            Self::Ed25519(_) => KeyFamily::Ed25519,
+        }
+    }
+
+    /// The algorithms this kind of key can sign with, preferred first. A provider may
+    /// allow fewer (a Cloud KMS RSA key is bound to one hash): see `KmsKey::algorithms`.
+    #[must_use]
+    pub fn algorithms(&self) -> &'static [Algorithm] {
+        match self {
+            Self::Ecdsa(k) => match k.curve() {
+                Curve::P256 => &[Algorithm::EcdsaP256Sha256],
+                Curve::P384 => &[Algorithm::EcdsaP384Sha384],
+                Curve::P521 => &[Algorithm::EcdsaP521Sha512],
+            },
+            Self::Rsa(_) => &Algorithm::RSA,
+            Self::Ed25519(_) => &[Algorithm::Ed25519],
+        }
+    }
+
+    /// Whether this kind of key can make signatures with `algorithm`.
+    #[must_use]
+    pub fn can_sign(&self, algorithm: Algorithm) -> bool {
+        self.algorithms().contains(&algorithm)
+    }
+
+    /// The modulus size in bits, for RSA keys.
+    #[must_use]
+    pub fn rsa_bits(&self) -> Option<usize> {
+        match self {
+            Self::Rsa(k) => Some(k.n().bit_width_vartime() as usize),
+            _ => None,
+        }
+    }
+
+    /// A short description for messages: `ECDSA P-256`, `RSA-3072`, `Ed25519`.
+    #[must_use]
+    pub fn description(&self) -> String {
+        match self {
+            Self::Ecdsa(k) => format!("ECDSA {}", k.curve()),
+            Self::Rsa(k) => format!("RSA-{}", k.n().bit_width_vartime()),
+            Self::Ed25519(_) => "Ed25519".to_owned(),
+        }
+    }
+
+    /// The ECDSA key, if this is one.
+    #[must_use]
+    pub fn as_ecdsa(&self) -> Option<&EcPublicKey> {
+        match self {
+            Self::Ecdsa(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Parses a DER `SubjectPublicKeyInfo` (what AWS `GetPublicKey` returns): EC on a
+    /// NIST curve, `rsaEncryption` or `id-Ed25519`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnsupportedAlgorithm`] for another key type (naming its OID), curve or
+    /// RSA size; [`ErrorKind::InvalidKey`] for malformed DER.
+    pub fn from_public_key_der(der: &[u8]) -> Result<Self> {
+        let info = parse_spki(der)?;
+        let oid = info.algorithm.oid;
+        if oid == ID_EC_PUBLIC_KEY {
+            EcPublicKey::from_spki(&info).map(Self::Ecdsa)
+        } else if oid == RSA_ENCRYPTION {
+            let key = rsa::PublicKey::try_from(info).map_err(|e| {
+                Error::new(ErrorKind::InvalidKey, "malformed RSA public key")
+                    .with_source(e.to_string())
+            })?;
+            Self::rsa(key)
+        } else if oid == ID_ED25519 {
+            if info.algorithm.parameters.is_some() {
+                return Err(Error::new(
+                    ErrorKind::InvalidKey,
+                    "Ed25519 public key has algorithm parameters (RFC 8410 forbids them)",
+                ));
+            }
+            let bytes = info.subject_public_key.as_bytes().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidKey,
+                    "Ed25519 public key bit string has unused bits",
+                )
+            })?;
+            Self::ed25519(bytes)
+        } else {
+            Err(Error::new(
+                ErrorKind::UnsupportedAlgorithm,
+                format!(
+                    "public key algorithm {oid} is not supported: kmssh signs with ECDSA (P-256, P-384, P-521), RSA or Ed25519"
+                ),
+            ))
+        }
+    }
+
+    /// Parses a PEM `PUBLIC KEY` block (what Cloud KMS `getPublicKey` returns).
+    ///
+    /// # Errors
+    /// As [`PublicKey::from_public_key_der`], or [`ErrorKind::InvalidKey`] for bad PEM.
+    pub fn from_public_key_pem(pem: &str) -> Result<Self> {
+        Self::from_public_key_der(pem_to_der(pem)?.as_bytes())
+    }
+
+    /// The SubjectPublicKeyInfo as PEM, the form `openssl` reads.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unexpected`] if encoding fails (it does not for valid keys).
+    pub fn to_pem(&self) -> Result<String> {
+        encode_pem(self)
+    }
+
+    /// Checks a signature made with `algorithm`. `payload` is the digest for pre-hashed
+    /// algorithms and the message for Ed25519.
+    ///
+    /// # Errors
+    /// [`ErrorKind::BadSignature`] when the signature is of another algorithm, was made
+    /// by another key, or does not verify.
+    pub fn verify(&self, algorithm: Algorithm, payload: &[u8], signature: &Signature) -> Result<()> {
+        if signature.algorithm() != algorithm || !self.can_sign(algorithm) {
+            return Err(Error::new(
+                ErrorKind::BadSignature,
+                format!(
+                    "{} signature cannot be a {algorithm} signature from a {} key",
+                    signature.algorithm(),
+                    self.description()
+                ),
+            ));
+        }
+        match (self, signature) {
+            (Self::Ecdsa(key), Signature::Ecdsa(s)) => key.verify_digest(payload, s),
+            (Self::Rsa(key), Signature::Rsa(s)) => {
+                let scheme = match s.hash() {
+                    crate::HashAlgorithm::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                    crate::HashAlgorithm::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+                    crate::HashAlgorithm::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+                };
+                if s.as_bytes().len() != key.size() {
+                    return Err(Error::new(
+                        ErrorKind::BadSignature,
+                        format!(
+                            "RSA signature is {} bytes; the {}-byte modulus needs exactly that many",
+                            s.as_bytes().len(),
+                            key.size()
+                        ),
+                    ));
+                }
+                key.verify(scheme, payload, s.as_bytes())
+                    .map_err(|_| does_not_verify(algorithm))
+            }
+            (Self::Ed25519(key), Signature::Ed25519(s)) => key
+                .verify_strict(payload, s)
+                .map_err(|_| does_not_verify(algorithm)),
+            _ => Err(does_not_verify(algorithm)),
+        }
+    }
+}
+
+impl EncodePublicKey for PublicKey {
+    fn to_public_key_der(&self) -> spki::Result<spki::Document> {
+        match self {
+            Self::Ecdsa(k) => k.to_public_key_der(),
+            Self::Rsa(k) => k.to_public_key_der(),
+            Self::Ed25519(k) => k.to_public_key_der(),
+        }
+    }
+}
+
+impl From<EcPublicKey> for PublicKey {
+    fn from(key: EcPublicKey) -> Self {
+        Self::Ecdsa(key)
     }
 }

@@ -2,11 +2,12 @@
 //! software key that signs in-process (the cloud backends are tested against emulators).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use kmssh_core::{
-    Algorithm, BackendOptions, EcPublicKey, EcdsaSignature, ErrorKind, KeyUri, KmsKey, KmsSigner,
-    Options, RawSigner, VerifiedSigner, async_trait,
+    Algorithm, BackendOptions, EcPublicKey, EcdsaSignature, ErrorKind, HashAlgorithm, KeyUri,
+    KmsKey, KmsSigner, Options, PublicKey, RawSigner, Signature, SigningInput, SigningPayload,
+    VerifiedSigner, async_trait,
 };
 use p256::elliptic_curve::Generate;
 use signature::AsyncSigner;
@@ -18,7 +19,7 @@ use signature::hazmat::{PrehashSigner, PrehashVerifier};
 struct SoftKey {
     uri: KeyUri,
     signing: p256::ecdsa::SigningKey,
-    public: EcPublicKey,
+    public: PublicKey,
     corrupt: AtomicBool,
 }
 
@@ -26,7 +27,7 @@ impl SoftKey {
     fn new(uri: &str) -> Self {
         let signing =
             p256::ecdsa::SigningKey::try_generate_from_rng(&mut getrandom::SysRng).expect("rng");
-        let public = EcPublicKey::P256(*signing.verifying_key());
+        let public = PublicKey::Ecdsa(EcPublicKey::P256(*signing.verifying_key()));
         Self {
             uri: KeyUri::parse(uri).expect("test URI"),
             signing,
@@ -41,17 +42,60 @@ impl RawSigner for SoftKey {
     fn uri(&self) -> &KeyUri {
         &self.uri
     }
-    fn public_key(&self) -> &EcPublicKey {
+    fn public_key(&self) -> &PublicKey {
         &self.public
     }
-    async fn sign_digest_unverified(&self, digest: &[u8]) -> kmssh_core::Result<EcdsaSignature> {
+    async fn sign_unverified(&self, payload: &SigningPayload<'_>) -> kmssh_core::Result<Signature> {
+        let digest = payload.as_bytes();
         let signer = if self.corrupt.load(Ordering::Relaxed) {
             p256::ecdsa::SigningKey::try_generate_from_rng(&mut getrandom::SysRng).expect("rng")
         } else {
             self.signing.clone()
         };
         let signature: p256::ecdsa::Signature = signer.sign_prehash(digest).expect("sign");
-        Ok(signature.into())
+        Ok(EcdsaSignature::from(signature).into())
+    }
+}
+
+/// An Ed25519 key signing in-process behind a provider-style message limit, counting the
+/// calls that reach it.
+#[derive(Debug)]
+struct SoftEd25519 {
+    uri: KeyUri,
+    signing: ed25519_dalek::SigningKey,
+    public: PublicKey,
+    calls: AtomicUsize,
+}
+
+impl SoftEd25519 {
+    fn new() -> Self {
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let public =
+            PublicKey::ed25519(signing.verifying_key().as_bytes()).expect("valid Ed25519 key");
+        Self {
+            uri: KeyUri::parse("soft-test:ed").expect("test URI"),
+            signing,
+            public,
+            calls: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl RawSigner for SoftEd25519 {
+    fn uri(&self) -> &KeyUri {
+        &self.uri
+    }
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+    fn max_message_len(&self) -> Option<usize> {
+        Some(4096)
+    }
+    async fn sign_unverified(&self, payload: &SigningPayload<'_>) -> kmssh_core::Result<Signature> {
+        use ed25519_dalek::Signer as _;
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Ok(self.signing.sign(payload.as_bytes()).into())
     }
 }
 
@@ -89,7 +133,7 @@ kmssh_core::register_backend! {
 /// its environment.
 #[tokio::test]
 async fn registry_hands_options_to_the_backend() {
-    let digest = Algorithm::EcdsaP256Sha256.digest(b"options");
+    let digest = HashAlgorithm::Sha256.digest(b"options");
     let plain = kmssh_core::open("soft-test:plain").await.expect("opens");
     plain.sign_digest(&digest).await.expect("signs");
     let corrupt = kmssh_core::open_with(
@@ -105,11 +149,16 @@ async fn registry_hands_options_to_the_backend() {
 #[tokio::test]
 async fn verified_signer_passes_good_signatures_and_stops_bad_ones() {
     let key = VerifiedSigner::new(SoftKey::new("soft-test:a"));
-    let digest = Algorithm::EcdsaP256Sha256.digest(b"hello");
+    let digest = HashAlgorithm::Sha256.digest(b"hello");
     let good = key.sign_digest(&digest).await.expect("good signature");
     key.public_key()
-        .verify_digest(&digest, &good)
+        .verify(Algorithm::EcdsaP256Sha256, &digest, &good)
         .expect("verifies");
+    let err = key
+        .sign(Algorithm::RsaPkcs1Sha256, SigningInput::Digest(&digest))
+        .await
+        .expect_err("a P-256 key does not sign RSA");
+    assert_eq!(err.kind(), ErrorKind::UnsupportedAlgorithm);
 
     key.inner().corrupt.store(true, Ordering::Relaxed);
     let err = key.sign_digest(&digest).await.expect_err("must not pass");
@@ -121,6 +170,31 @@ async fn verified_signer_passes_good_signatures_and_stops_bad_ones() {
         .await
         .expect_err("short digest");
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn ed25519_signs_messages_within_the_limit_and_refuses_before_the_call() {
+    let key = VerifiedSigner::new(SoftEd25519::new());
+    assert_eq!(key.algorithm(), Algorithm::Ed25519);
+    let message = vec![1u8; 4096];
+    let signature = key.sign_message(&message).await.expect("4096 bytes sign");
+    key.public_key()
+        .verify(Algorithm::Ed25519, &message, &signature)
+        .expect("verifies over the message itself");
+    assert_eq!(key.inner().calls.load(Ordering::Relaxed), 1);
+
+    let err = key
+        .sign_message(&[1u8; 4097])
+        .await
+        .expect_err("over the limit");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("4096 bytes"), "{err}");
+    let err = key
+        .sign_digest(&[0u8; 64])
+        .await
+        .expect_err("Ed25519 takes no digest");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(key.inner().calls.load(Ordering::Relaxed), 1, "no call made");
 }
 
 #[tokio::test]
@@ -158,15 +232,15 @@ async fn async_signer_hashes_locally_and_narrows_to_the_curve() {
     let any: EcdsaSignature = AsyncSigner::<EcdsaSignature>::sign_async(&signer, &message)
         .await
         .expect("sign");
-    let digest = Algorithm::EcdsaP256Sha256.digest(&message);
+    let digest = HashAlgorithm::Sha256.digest(&message);
     key.public_key()
-        .verify_digest(&digest, &any)
+        .verify(Algorithm::EcdsaP256Sha256, &digest, &any.into())
         .expect("verifies");
 
     let typed = AsyncSigner::<p256::ecdsa::Signature>::sign_async(&signer, &message)
         .await
         .expect("P-256");
-    let EcPublicKey::P256(vk) = key.public_key() else {
+    let Some(EcPublicKey::P256(vk)) = key.public_key().as_ecdsa() else {
         panic!("P-256 key")
     };
     vk.verify_prehash(&digest, &typed).expect("typed verifies");
@@ -188,11 +262,11 @@ mod blocking {
     #[test]
     fn blocking_signer_works_outside_a_runtime() {
         let signer = BlockingSigner::open("soft-test:d").expect("open without a runtime");
-        let signature: EcdsaSignature = signer.try_sign(b"message").expect("sign");
-        let digest = Algorithm::EcdsaP256Sha256.digest(b"message");
+        let signature: Signature = signer.try_sign(b"message").expect("sign");
+        let digest = HashAlgorithm::Sha256.digest(b"message");
         signer
             .verifying_key()
-            .verify_digest(&digest, &signature)
+            .verify(Algorithm::EcdsaP256Sha256, &digest, &signature)
             .expect("verifies");
     }
 
