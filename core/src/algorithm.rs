@@ -420,6 +420,105 @@ impl FromStr for Algorithm {
     }
 }
 
+/// A kind of key to create or look for: a curve, an RSA size, or Ed25519.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeySpec {
+    /// ECDSA on a curve.
+    Ecdsa(Curve),
+    /// RSA with a modulus of this many bits.
+    Rsa(u32),
+    /// Ed25519.
+    Ed25519,
+}
+
+impl KeySpec {
+    /// The key types every backend's tests cover: the three curves, RSA-2048/3072/4096
+    /// and Ed25519.
+    pub const ALL: [KeySpec; 7] = [
+        Self::Ecdsa(Curve::P256),
+        Self::Ecdsa(Curve::P384),
+        Self::Ecdsa(Curve::P521),
+        Self::Rsa(2048),
+        Self::Rsa(3072),
+        Self::Rsa(4096),
+        Self::Ed25519,
+    ];
+
+    /// The RSA sizes cloud KMSs offer.
+    pub const RSA_SIZES: [u32; 3] = [2048, 3072, 4096];
+
+    /// The family of keys of this kind.
+    #[must_use]
+    pub fn family(self) -> KeyFamily {
+        match self {
+            Self::Ecdsa(_) => KeyFamily::Ecdsa,
+            Self::Rsa(_) => KeyFamily::Rsa,
+            Self::Ed25519 => KeyFamily::Ed25519,
+        }
+    }
+
+    /// The algorithms such a key signs with, preferred first.
+    #[must_use]
+    pub fn algorithms(self) -> &'static [Algorithm] {
+        match self {
+            Self::Ecdsa(Curve::P256) => &[Algorithm::EcdsaP256Sha256],
+            Self::Ecdsa(Curve::P384) => &[Algorithm::EcdsaP384Sha384],
+            Self::Ecdsa(Curve::P521) => &[Algorithm::EcdsaP521Sha512],
+            Self::Rsa(_) => &Algorithm::RSA,
+            Self::Ed25519 => &[Algorithm::Ed25519],
+        }
+    }
+
+    /// The spec from a `--type` family and its `--bits` or `--curve` (defaults: P-256,
+    /// RSA-3072, as `ssh-keygen` chooses).
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnsupportedAlgorithm`] for an RSA size outside 2048..=8192 or not a
+    /// multiple of 8, or a size or curve given to a family that takes none.
+    pub fn new(family: KeyFamily, bits: Option<u32>, curve: Option<Curve>) -> Result<Self> {
+        match (family, bits, curve) {
+            (KeyFamily::Ecdsa, None, curve) => Ok(Self::Ecdsa(curve.unwrap_or(Curve::P256))),
+            (KeyFamily::Ecdsa, Some(bits), None) => match bits {
+                256 => Ok(Self::Ecdsa(Curve::P256)),
+                384 => Ok(Self::Ecdsa(Curve::P384)),
+                521 => Ok(Self::Ecdsa(Curve::P521)),
+                _ => Err(Error::new(
+                    ErrorKind::UnsupportedAlgorithm,
+                    format!("ECDSA keys are 256, 384 or 521 bits, not {bits}"),
+                )),
+            },
+            (KeyFamily::Rsa, bits, None) => {
+                let bits = bits.unwrap_or(3072);
+                if (2048..=8192).contains(&bits) && bits % 8 == 0 {
+                    Ok(Self::Rsa(bits))
+                } else {
+                    Err(Error::new(
+                        ErrorKind::UnsupportedAlgorithm,
+                        format!(
+                            "RSA keys of {bits} bits are not supported: use 2048 to 8192, a multiple of 8"
+                        ),
+                    ))
+                }
+            }
+            (KeyFamily::Ed25519, None, None) => Ok(Self::Ed25519),
+            (family, _, _) => Err(Error::new(
+                ErrorKind::UnsupportedAlgorithm,
+                format!("{family} keys take neither these bits nor a curve"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ecdsa(curve) => write!(f, "ECDSA {curve}"),
+            Self::Rsa(bits) => write!(f, "RSA-{bits}"),
+            Self::Ed25519 => f.write_str("Ed25519"),
+        }
+    }
+}
+
 /// A digest computed by [`HashAlgorithm::digest`]; dereferences to its bytes.
 #[derive(Clone, Copy)]
 pub struct MessageDigest {

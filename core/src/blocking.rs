@@ -99,7 +99,9 @@ macro_rules! blocking_curve_signer {
         impl signature::Signer<$krate::ecdsa::Signature> for BlockingSigner {
             fn try_sign(&self, msg: &[u8]) -> Result<$krate::ecdsa::Signature, signature::Error> {
                 check_curve::<$krate::ecdsa::Signature>(self.key.as_ref())?;
-                narrow(ecdsa_of(self.sign_message(msg).map_err(to_signature_error)?)?)
+                narrow(ecdsa_of(
+                    self.sign_message(msg).map_err(to_signature_error)?,
+                )?)
             }
         }
     };

@@ -47,7 +47,12 @@ impl signature::AsyncSigner<Signature> for KmsSigner {
 impl signature::AsyncSigner<EcdsaSignature> for KmsSigner {
     async fn sign_async(&self, msg: &[u8]) -> Result<EcdsaSignature, signature::Error> {
         check_ecdsa(self.key.as_ref())?;
-        ecdsa_of(self.key.sign_message(msg).await.map_err(to_signature_error)?)
+        ecdsa_of(
+            self.key
+                .sign_message(msg)
+                .await
+                .map_err(to_signature_error)?,
+        )
     }
 }
 

@@ -25,7 +25,7 @@ mod settings;
 mod signature;
 mod uri;
 
-pub use algorithm::{Algorithm, Curve, HashAlgorithm, KeyFamily, MessageDigest};
+pub use algorithm::{Algorithm, Curve, HashAlgorithm, KeyFamily, KeySpec, MessageDigest};
 #[cfg(feature = "blocking")]
 pub use blocking::BlockingSigner;
 pub use bridge::{KmsSigner, x509_signature_algorithm};

@@ -52,11 +52,7 @@ impl EcPublicKey {
         parsed.map_err(|e| {
             Error::new(
                 ErrorKind::InvalidKey,
-                format!(
-                    "{} bytes are not a {} public key point",
-                    bytes.len(),
-                    curve
-                ),
+                format!("{} bytes are not a {} public key point", bytes.len(), curve),
             )
             .with_source(e.to_string())
         })
@@ -318,6 +314,16 @@ impl PublicKey {
         self.algorithms().contains(&algorithm)
     }
 
+    /// The kind of key this is.
+    #[must_use]
+    pub fn spec(&self) -> crate::KeySpec {
+        match self {
+            Self::Ecdsa(k) => crate::KeySpec::Ecdsa(k.curve()),
+            Self::Rsa(k) => crate::KeySpec::Rsa(k.n().bit_width_vartime()),
+            Self::Ed25519(_) => crate::KeySpec::Ed25519,
+        }
+    }
+
     /// The modulus size in bits, for RSA keys.
     #[must_use]
     pub fn rsa_bits(&self) -> Option<usize> {
@@ -409,7 +415,12 @@ impl PublicKey {
     /// # Errors
     /// [`ErrorKind::BadSignature`] when the signature is of another algorithm, was made
     /// by another key, or does not verify.
-    pub fn verify(&self, algorithm: Algorithm, payload: &[u8], signature: &Signature) -> Result<()> {
+    pub fn verify(
+        &self,
+        algorithm: Algorithm,
+        payload: &[u8],
+        signature: &Signature,
+    ) -> Result<()> {
         if signature.algorithm() != algorithm || !self.can_sign(algorithm) {
             return Err(Error::new(
                 ErrorKind::BadSignature,

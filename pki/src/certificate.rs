@@ -11,12 +11,15 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64ct::{Base64, Encoding as _};
-use kmssh_core::{EcPublicKey, EcdsaSignature, KmsKey};
+use kmssh_core::rsa::traits::PublicKeyParts as _;
+use kmssh_core::{
+    Algorithm, EcPublicKey, EcdsaSignature, KmsKey, PublicKey, Signature, SigningInput,
+};
 use signature::Verifier as _;
 use ssh_key::HashAlg;
 use ssh_key::certificate::OptionsMap;
 use ssh_key::encoding::Encode;
-use ssh_key::public::{EcdsaPublicKey, KeyData};
+use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
 
 use crate::error::{Error, Field, Result, VerifyFailure};
 use crate::options::CriticalOption;
@@ -28,9 +31,9 @@ pub use crate::subject_key::{MIN_RSA_BITS, check_subject_key, parse_subject_key}
 /// packet limit is 256 KiB), and the size is checked before the CA key is asked to sign.
 pub const MAX_CERTIFICATE_LEN: usize = 256 * 1024;
 
-/// Room left for the CA signature when the to-be-signed bytes are measured (a P-521
-/// signature in SSH form is under 160 bytes).
-const SIGNATURE_ROOM: usize = 512;
+/// Room left for the CA signature when the to-be-signed bytes are measured (an RSA-8192
+/// signature in SSH form is 1,048 bytes; a P-521 one under 160).
+const SIGNATURE_ROOM: usize = 1100;
 
 /// Length of the random nonce at the start of every certificate.
 pub const NONCE_LEN: usize = 32;
@@ -45,40 +48,140 @@ pub fn unix_now() -> u64 {
 
 /// The OpenSSH public key for a KMS key (what goes into `TrustedUserCAKeys`).
 #[must_use]
-pub fn ssh_public_key(key: &EcPublicKey) -> KeyData {
-    let ec = match key {
-        EcPublicKey::P256(k) => EcdsaPublicKey::from(k),
-        EcPublicKey::P384(k) => EcdsaPublicKey::from(k),
-        EcPublicKey::P521(k) => EcdsaPublicKey::from(k),
-    };
-    KeyData::Ecdsa(ec)
+pub fn ssh_public_key(key: &PublicKey) -> KeyData {
+    match key {
+        PublicKey::Ecdsa(EcPublicKey::P256(k)) => KeyData::Ecdsa(EcdsaPublicKey::from(k)),
+        PublicKey::Ecdsa(EcPublicKey::P384(k)) => KeyData::Ecdsa(EcdsaPublicKey::from(k)),
+        PublicKey::Ecdsa(EcPublicKey::P521(k)) => KeyData::Ecdsa(EcdsaPublicKey::from(k)),
+        PublicKey::Rsa(k) => {
+            let e = ssh_key::Mpint::from_positive_bytes(&k.e_bytes());
+            let n = ssh_key::Mpint::from_positive_bytes(&k.n_bytes());
+            match RsaPublicKey::new(e, n) {
+                Ok(rsa) => KeyData::Rsa(rsa),
+                // Unreachable: a `PublicKey::Rsa` has a positive exponent and modulus.
+                Err(_) => KeyData::Other(ssh_key::public::OpaquePublicKey::new(
+                    ssh_key_blob(key),
+                    ssh_key::Algorithm::Rsa { hash: None },
+                )),
+            }
+        }
+        PublicKey::Ed25519(k) => KeyData::Ed25519(Ed25519PublicKey(k.to_bytes())),
+    }
+}
+
+/// The OpenSSH key type name of a KMS key: `ecdsa-sha2-nistp256`, `ssh-rsa`,
+/// `ssh-ed25519` (for an RSA key, the key type, not a signature algorithm).
+#[must_use]
+pub fn ssh_key_type(key: &PublicKey) -> &'static str {
+    match key {
+        PublicKey::Ecdsa(k) => match k.curve() {
+            kmssh_core::Curve::P256 => "ecdsa-sha2-nistp256",
+            kmssh_core::Curve::P384 => "ecdsa-sha2-nistp384",
+            kmssh_core::Curve::P521 => "ecdsa-sha2-nistp521",
+        },
+        PublicKey::Rsa(_) => "ssh-rsa",
+        PublicKey::Ed25519(_) => "ssh-ed25519",
+    }
 }
 
 /// The CA's public key as one OpenSSH line: `ecdsa-sha2-nistp256 AAAA… comment`, for
 /// `TrustedUserCAKeys` or a known_hosts `@cert-authority` line.
 #[must_use]
-pub fn pubkey_string(key: &EcPublicKey, comment: &str) -> String {
-    openssh_line(key.algorithm().ssh_name(), &ssh_key_blob(key), comment)
+pub fn pubkey_string(key: &PublicKey, comment: &str) -> String {
+    openssh_line(ssh_key_type(key), &ssh_key_blob(key), comment)
 }
 
-/// The OpenSSH key blob of an ECDSA key (RFC 5656 §3.1): `string "ecdsa-sha2-<curve>",
-/// string "<curve>", string Q`, Q the uncompressed point. Built here rather than through
-/// `ssh-key`'s fallible encoder: every length is a constant of the curve, so nothing can
-/// fail (a test checks the bytes equal `ssh-key`'s encoding for every curve).
-fn ssh_key_blob(key: &EcPublicKey) -> Vec<u8> {
-    const P256: &[u8] = b"\0\0\0\x13ecdsa-sha2-nistp256\0\0\0\x08nistp256\0\0\0\x41";
-    const P384: &[u8] = b"\0\0\0\x13ecdsa-sha2-nistp384\0\0\0\x08nistp384\0\0\0\x61";
-    const P521: &[u8] = b"\0\0\0\x13ecdsa-sha2-nistp521\0\0\0\x08nistp521\0\0\0\x85";
-    let (prefix, point) = match key {
-        // Uncompressed points: 1 + 2 × 32, 1 + 2 × 48 and 1 + 2 × 66 bytes (0x41, 0x61, 0x85).
-        EcPublicKey::P256(k) => (P256, k.to_sec1_point(false).as_bytes().to_vec()),
-        EcPublicKey::P384(k) => (P384, k.to_sec1_point(false).as_bytes().to_vec()),
-        EcPublicKey::P521(k) => (P521, k.to_sec1_point(false).as_bytes().to_vec()),
-    };
-    let mut blob = Vec::with_capacity(prefix.len() + point.len());
-    blob.extend_from_slice(prefix);
-    blob.extend_from_slice(&point);
+/// Appends an SSH `string`.
+fn put_string(blob: &mut Vec<u8>, bytes: &[u8]) {
+    // Key fields are at most a few KiB (RSA-8192), far below u32::MAX.
+    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    blob.extend_from_slice(&len.to_be_bytes());
+    blob.extend_from_slice(bytes);
+}
+
+/// Appends an SSH `mpint` of a positive big-endian integer: leading zeros dropped, one
+/// zero byte put back when the top bit is set (RFC 4251 §5).
+fn put_positive_mpint(blob: &mut Vec<u8>, bytes: &[u8]) {
+    let trimmed = &bytes[bytes.iter().take_while(|b| **b == 0).count()..];
+    if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
+        let mut padded = Vec::with_capacity(trimmed.len() + 1);
+        padded.push(0);
+        padded.extend_from_slice(trimmed);
+        put_string(blob, &padded);
+    } else {
+        put_string(blob, trimmed);
+    }
+}
+
+/// The OpenSSH key blob of a KMS key: ECDSA (RFC 5656 §3.1) `string "ecdsa-sha2-<curve>",
+/// string "<curve>", string Q` with Q uncompressed; RSA (RFC 4253 §6.6) `string "ssh-rsa",
+/// mpint e, mpint n`; Ed25519 (RFC 8709) `string "ssh-ed25519", string key`. Built here
+/// rather than through `ssh-key`'s fallible encoder: nothing here can fail (a test checks
+/// the bytes equal `ssh-key`'s encoding for every kind of key).
+fn ssh_key_blob(key: &PublicKey) -> Vec<u8> {
+    let mut blob = Vec::with_capacity(64);
+    put_string(&mut blob, ssh_key_type(key).as_bytes());
+    match key {
+        PublicKey::Ecdsa(k) => {
+            put_string(&mut blob, k.curve().ssh_name().as_bytes());
+            let point = match k {
+                EcPublicKey::P256(k) => k.to_sec1_point(false).as_bytes().to_vec(),
+                EcPublicKey::P384(k) => k.to_sec1_point(false).as_bytes().to_vec(),
+                EcPublicKey::P521(k) => k.to_sec1_point(false).as_bytes().to_vec(),
+            };
+            put_string(&mut blob, &point);
+        }
+        PublicKey::Rsa(k) => {
+            put_positive_mpint(&mut blob, &k.e_bytes());
+            put_positive_mpint(&mut blob, &k.n_bytes());
+        }
+        PublicKey::Ed25519(k) => put_string(&mut blob, k.as_bytes()),
+    }
     blob
+}
+
+/// The algorithm an SSH signature (certificate, `SSHSIG`) is made with: `requested` if
+/// the key signs it and SSH defines it, else the key's first algorithm SSH defines
+/// (`rsa-sha2-512` for an RSA key that allows it, as `ssh-keygen -s` does).
+///
+/// # Errors
+/// [`Error::UnsupportedKey`] for an algorithm the key does not sign, for RSA with
+/// SHA-384 (SSH defines no such signature), and for a key signing nothing SSH defines.
+pub fn ssh_signature_algorithm(
+    key: &dyn KmsKey,
+    requested: Option<Algorithm>,
+) -> Result<Algorithm> {
+    let offered = key.algorithms();
+    let refuse = |detail: String| Error::UnsupportedKey {
+        field: Field::CaKey,
+        algorithm: key.public_key().description(),
+        detail,
+    };
+    match requested {
+        Some(algorithm) if algorithm.ssh_name().is_none() => Err(refuse(format!(
+            "SSH defines no {algorithm} signature: use rsa-sha2-512 or rsa-sha2-256"
+        ))),
+        Some(algorithm) if offered.contains(&algorithm) => Ok(algorithm),
+        Some(algorithm) => Err(refuse(format!(
+            "the key cannot sign {}; it signs {}",
+            algorithm.ssh_name().unwrap_or_default(),
+            ssh_names(offered)
+        ))),
+        None => offered
+            .iter()
+            .copied()
+            .find(|a| a.ssh_name().is_some())
+            .ok_or_else(|| refuse("the key signs no algorithm SSH defines".to_owned())),
+    }
+}
+
+fn ssh_names(algorithms: &[Algorithm]) -> String {
+    let names: Vec<&str> = algorithms.iter().filter_map(|a| a.ssh_name()).collect();
+    if names.is_empty() {
+        "nothing SSH defines".to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// The fields of an OpenSSH key blob after its leading algorithm string, or `None` if
@@ -332,24 +435,39 @@ pub struct VerifyOptions {
     pub known_critical_options: Vec<String>,
 }
 
-/// An ECDSA signature in SSH form (`string alg, string(mpint r, mpint s)`), as
-/// certificates and `SSHSIG` carry it.
+/// A signature in SSH form, as certificates and `SSHSIG` carry it: ECDSA as
+/// `string(mpint r, mpint s)` (RFC 5656), RSA as `rsa-sha2-256`/`rsa-sha2-512` (RFC 8332),
+/// Ed25519 as its 64 bytes (RFC 8709).
 ///
 /// # Errors
-/// [`Error::InvalidField`] if the signature cannot be encoded.
-pub fn ssh_signature(signature: &EcdsaSignature) -> Result<ssh_key::Signature> {
+/// [`Error::InvalidField`] if the signature cannot be encoded, or is RSA with SHA-384,
+/// which SSH does not define.
+pub fn ssh_signature(signature: &Signature) -> Result<ssh_key::Signature> {
     ssh_signature_for(signature, Field::Certificate)
 }
 
 /// As [`ssh_signature`], an error naming `field`.
-pub(crate) fn ssh_signature_for(
-    signature: &EcdsaSignature,
-    field: Field,
-) -> Result<ssh_key::Signature> {
+pub(crate) fn ssh_signature_for(signature: &Signature, field: Field) -> Result<ssh_key::Signature> {
     let converted = match signature {
-        EcdsaSignature::P256(s) => ssh_key::Signature::try_from(s),
-        EcdsaSignature::P384(s) => ssh_key::Signature::try_from(s),
-        EcdsaSignature::P521(s) => ssh_key::Signature::try_from(s),
+        Signature::Ecdsa(EcdsaSignature::P256(s)) => ssh_key::Signature::try_from(s),
+        Signature::Ecdsa(EcdsaSignature::P384(s)) => ssh_key::Signature::try_from(s),
+        Signature::Ecdsa(EcdsaSignature::P521(s)) => ssh_key::Signature::try_from(s),
+        Signature::Rsa(s) => {
+            let hash = match s.hash() {
+                kmssh_core::HashAlgorithm::Sha256 => HashAlg::Sha256,
+                kmssh_core::HashAlgorithm::Sha512 => HashAlg::Sha512,
+                kmssh_core::HashAlgorithm::Sha384 => {
+                    return Err(Error::field(
+                        field,
+                        "SSH defines no RSA SHA-384 signature (rsa-sha2-256 or rsa-sha2-512)",
+                    ));
+                }
+            };
+            ssh_key::Signature::new(ssh_key::Algorithm::Rsa { hash: Some(hash) }, s.as_bytes())
+        }
+        Signature::Ed25519(s) => {
+            ssh_key::Signature::new(ssh_key::Algorithm::Ed25519, s.to_bytes().to_vec())
+        }
     };
     converted.map_err(|e| Error::field(field, format!("cannot encode the signature: {e}")))
 }
@@ -452,6 +570,7 @@ pub async fn issue_with_nonce(
 ) -> Result<Certificate> {
     let fields = params.resolve(now)?;
     check_subject_key(subject)?;
+    ssh_signature_algorithm(ca, params.ca_signature_algorithm())?;
     let ca_key = ssh_public_key(ca.public_key());
     let mut blob = Vec::with_capacity(512);
     let serial = fields.serial.unwrap_or(fallback_serial);
@@ -466,8 +585,8 @@ pub async fn issue_with_nonce(
         ));
     }
 
-    let digest = ca.algorithm().digest(&blob);
-    let signature = ca.sign_digest(&digest).await?;
+    let algorithm = ssh_signature_algorithm(ca, params.ca_signature_algorithm())?;
+    let signature = ca.sign(algorithm, SigningInput::Message(&blob)).await?;
     ssh_signature(&signature)?
         .encode_prefixed(&mut blob)
         .map_err(encoding_error)?;

@@ -52,6 +52,8 @@ pub enum Field {
     CertificationRequest,
     /// An OpenSSH key revocation list.
     RevocationList,
+    /// The signature algorithm asked of the CA key.
+    SignatureAlgorithm,
 }
 
 impl Field {
@@ -82,6 +84,7 @@ impl Field {
             Self::CaCertificate => "CA certificate",
             Self::CertificationRequest => "PKCS#10 CSR",
             Self::RevocationList => "KRL",
+            Self::SignatureAlgorithm => "signature algorithm",
         }
     }
 }

@@ -43,14 +43,14 @@ pub mod x509;
 pub use certificate::{
     Certificate, MAX_CERTIFICATE_LEN, MIN_RSA_BITS, NONCE_LEN, VerifyOptions, cert_path_for,
     check_subject_key, issue, issue_at, issue_with_nonce, parse_subject_key, pubkey_string,
-    ssh_public_key, ssh_signature, unix_now,
+    ssh_key_type, ssh_public_key, ssh_signature, ssh_signature_algorithm, unix_now,
 };
 pub use csr::CertificateSigningRequest;
 pub use display::{escape_for_display, sanitize_comment};
 pub use error::{Error, Field, Result, SignatureFailure, VerifyFailure};
 pub use message::{
-    MessageSignature, digest_reader, sign_message, sign_message_digest, verify_message,
-    verify_message_digest,
+    MessageSignature, digest_reader, sign_message, sign_message_digest, sign_message_with,
+    verify_message, verify_message_digest,
 };
 pub use options::{CriticalOption, Extension};
 pub use params::{

@@ -90,6 +90,7 @@ pub struct CertificateParameters {
     // PROTOCOL.certkeys requires (sorted by name).
     critical_options: BTreeMap<String, CriticalOption>,
     extensions: Option<BTreeMap<String, Extension>>,
+    ca_signature_algorithm: Option<kmssh_core::Algorithm>,
 }
 
 /// Every field of a certificate, decided (see [`CertificateParameters::resolve`]).
@@ -274,6 +275,31 @@ impl CertificateParameters {
     pub fn serial(&mut self, serial: u64) -> Result<&mut Self> {
         set_once(&mut self.serial, serial, Field::Serial)?;
         Ok(self)
+    }
+
+    /// Chooses the CA's signature algorithm where its key offers several (an RSA CA signs
+    /// `rsa-sha2-512` unless `rsa-sha2-256` is asked for, as `ssh-keygen -s -t` allows).
+    /// Checked against the CA key when issuing; `ssh-rsa` (SHA-1) is not an
+    /// [`Algorithm`](kmssh_core::Algorithm) and cannot be asked for.
+    ///
+    /// # Errors
+    /// Set twice.
+    pub fn ca_signature_algorithm_is(
+        &mut self,
+        algorithm: kmssh_core::Algorithm,
+    ) -> Result<&mut Self> {
+        set_once(
+            &mut self.ca_signature_algorithm,
+            algorithm,
+            Field::SignatureAlgorithm,
+        )?;
+        Ok(self)
+    }
+
+    /// The CA signature algorithm asked for, if any.
+    #[must_use]
+    pub fn ca_signature_algorithm(&self) -> Option<kmssh_core::Algorithm> {
+        self.ca_signature_algorithm
     }
 
     /// Sets the start of validity (Unix seconds); the backdate no longer applies.

@@ -73,9 +73,13 @@ pub async fn sign_sshsig_digest(
     sha512_digest: &[u8; SSHSIG_DIGEST_LEN],
 ) -> Result<SshSig> {
     check_namespace(namespace)?;
+    // rsa-sha2-512 for RSA keys that allow it, as `ssh-keygen -Y sign` signs.
+    let algorithm = crate::certificate::ssh_signature_algorithm(key, None)?;
     let signed_data = SshSig::signed_data_for_prehash(namespace, SSHSIG_HASH, sha512_digest)
         .map_err(sshsig_error)?;
-    let signature = key.sign_message(&signed_data).await?;
+    let signature = key
+        .sign(algorithm, kmssh_core::SigningInput::Message(&signed_data))
+        .await?;
     SshSig::new(
         ssh_public_key(key.public_key()),
         namespace,

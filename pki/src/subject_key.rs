@@ -15,7 +15,7 @@
 //! SubjectPublicKeyInfo.
 
 use base64ct::{Base64, Encoding as _};
-use kmssh_core::Algorithm;
+use kmssh_core::Curve;
 use ssh_key::encoding::Encode as _;
 use ssh_key::public::{EcdsaPublicKey, KeyData};
 
@@ -73,15 +73,13 @@ pub fn check_subject_key(subject: &KeyData) -> Result<()> {
     let refused = match subject {
         KeyData::Ecdsa(key) => {
             let curve = match key {
-                EcdsaPublicKey::NistP256(_) => Algorithm::EcdsaP256Sha256,
-                EcdsaPublicKey::NistP384(_) => Algorithm::EcdsaP384Sha384,
-                EcdsaPublicKey::NistP521(_) => Algorithm::EcdsaP521Sha512,
+                EcdsaPublicKey::NistP256(_) => Curve::P256,
+                EcdsaPublicKey::NistP384(_) => Curve::P384,
+                EcdsaPublicKey::NistP521(_) => Curve::P521,
             };
             check_ec_point(curve, key.as_sec1_bytes())
         }
-        KeyData::SkEcdsaSha2NistP256(key) => {
-            check_ec_point(Algorithm::EcdsaP256Sha256, key.ec_point().as_bytes())
-        }
+        KeyData::SkEcdsaSha2NistP256(key) => check_ec_point(Curve::P256, key.ec_point().as_bytes()),
         KeyData::Ed25519(key) => check_ed25519(&key.0),
         KeyData::SkEd25519(key) => check_ed25519(&key.public_key().0),
         KeyData::Rsa(key) => match (key.n().as_positive_bytes(), key.e().as_positive_bytes()) {
@@ -150,24 +148,22 @@ fn diagnose(blob: &[u8]) -> Option<Error> {
     let mut rest = blob;
     let key_type = std::str::from_utf8(string(&mut rest)?).ok()?;
     let curve = match key_type {
-        "ecdsa-sha2-nistp256" | "sk-ecdsa-sha2-nistp256@openssh.com" => {
-            Some(Algorithm::EcdsaP256Sha256)
-        }
-        "ecdsa-sha2-nistp384" => Some(Algorithm::EcdsaP384Sha384),
-        "ecdsa-sha2-nistp521" => Some(Algorithm::EcdsaP521Sha512),
+        "ecdsa-sha2-nistp256" | "sk-ecdsa-sha2-nistp256@openssh.com" => Some(Curve::P256),
+        "ecdsa-sha2-nistp384" => Some(Curve::P384),
+        "ecdsa-sha2-nistp521" => Some(Curve::P521),
         "ssh-ed25519" | "sk-ssh-ed25519@openssh.com" => None,
         _ => return None,
     };
     let refused = match curve {
         Some(curve) => {
             let name = string(&mut rest)?;
-            if name == curve.ssh_curve().as_bytes() {
+            if name == curve.ssh_name().as_bytes() {
                 check_ec_point(curve, string(&mut rest)?)
             } else {
                 Err(Refusal::Invalid(format!(
                     "names curve {}; its key type needs {}",
                     crate::error::shown(&String::from_utf8_lossy(name)),
-                    curve.ssh_curve()
+                    curve.ssh_name()
                 )))
             }
         }
@@ -179,9 +175,9 @@ fn diagnose(blob: &[u8]) -> Option<Error> {
 }
 
 /// The rules for a SEC1 point on `curve`, as OpenSSH applies them to ECDSA keys.
-pub(crate) fn check_ec_point(curve: Algorithm, point: &[u8]) -> Result<(), Refusal> {
+pub(crate) fn check_ec_point(curve: Curve, point: &[u8]) -> Result<(), Refusal> {
     let len = curve.field_len();
-    let name = curve.curve_name();
+    let name = curve.name();
     match point.first() {
         None => return Err(Refusal::Invalid("has an empty point".into())),
         Some(0x00) => return Err(Refusal::Invalid("is the point at infinity".into())),
@@ -222,15 +218,15 @@ pub(crate) fn check_ec_point(curve: Algorithm, point: &[u8]) -> Result<(), Refus
 
 /// The curve's group order in bits, and the order minus one, big-endian, one field
 /// element long.
-fn order_minus_one(curve: Algorithm) -> (u32, Vec<u8>) {
+fn order_minus_one(curve: Curve) -> (u32, Vec<u8>) {
     use kmssh_core::p256::elliptic_curve::PrimeField;
     fn of<S: PrimeField>() -> (u32, Vec<u8>) {
         (S::NUM_BITS, (-S::ONE).to_repr().as_ref().to_vec())
     }
     match curve {
-        Algorithm::EcdsaP256Sha256 => of::<kmssh_core::p256::Scalar>(),
-        Algorithm::EcdsaP384Sha384 => of::<kmssh_core::p384::Scalar>(),
-        Algorithm::EcdsaP521Sha512 => of::<kmssh_core::p521::Scalar>(),
+        Curve::P256 => of::<kmssh_core::p256::Scalar>(),
+        Curve::P384 => of::<kmssh_core::p384::Scalar>(),
+        Curve::P521 => of::<kmssh_core::p521::Scalar>(),
     }
 }
 
@@ -354,12 +350,12 @@ mod tests {
 
     #[test]
     fn the_orders_are_the_curves() {
-        for curve in Algorithm::ALL {
+        for curve in Curve::ALL {
             let (bits, order_minus_one) = order_minus_one(curve);
             assert_eq!(order_minus_one.len(), curve.field_len(), "{curve}");
             assert_eq!(bit_length(&order_minus_one), bits, "{curve}");
         }
-        let (bits, p256) = order_minus_one(Algorithm::EcdsaP256Sha256);
+        let (bits, p256) = order_minus_one(Curve::P256);
         assert_eq!(bits, 256);
         assert_eq!(
             p256,
@@ -376,8 +372,8 @@ mod tests {
         assert!(bool::from(
             kmssh_core::p256::Scalar::from_repr(repr).is_none()
         ));
-        assert_eq!(order_minus_one(Algorithm::EcdsaP384Sha384).0, 384);
-        assert_eq!(order_minus_one(Algorithm::EcdsaP521Sha512).0, 521);
+        assert_eq!(order_minus_one(Curve::P384).0, 384);
+        assert_eq!(order_minus_one(Curve::P521).0, 521);
     }
 
     #[test]

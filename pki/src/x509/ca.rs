@@ -12,7 +12,10 @@ use x509_cert::ext::{Extension, ToExtension};
 use x509_cert::name::Name;
 use x509_cert::spki::SubjectPublicKeyInfoRef;
 
-use super::{DEFAULT_CA_DAYS, build_error, key_spki, parse_name, serial_number, sign, validity};
+use super::{
+    DEFAULT_CA_DAYS, build_error, key_spki, parse_name, serial_number, sign,
+    signature_algorithm_for, validity,
+};
 use crate::error::{Error, Field, Result};
 
 /// What a self-signed CA certificate says: built with [`CaRequest::new`], then adjusted
@@ -28,6 +31,10 @@ pub struct CaRequest {
     pub serial: Option<u64>,
     /// The basicConstraints pathLenConstraint, if any.
     pub path_len: Option<u8>,
+    /// The signature algorithm, one the key signs; `None` for the default
+    /// ([`crate::x509::signature_algorithm_for`]: sha256WithRSAEncryption for RSA keys that
+    /// allow it).
+    pub signature_algorithm: Option<kmssh_core::Algorithm>,
 }
 
 impl CaRequest {
@@ -40,6 +47,7 @@ impl CaRequest {
             days: DEFAULT_CA_DAYS,
             serial: None,
             path_len: None,
+            signature_algorithm: None,
         }
     }
 }
@@ -112,6 +120,7 @@ pub async fn issue_ca(key: &dyn KmsKey, request: &CaRequest) -> Result<Certifica
             "a CA certificate needs a non-empty subject name",
         ));
     }
+    let algorithm = signature_algorithm_for(key, request.signature_algorithm)?;
     let builder = CertificateBuilder::new(
         SelfSignedCa {
             subject,
@@ -122,5 +131,5 @@ pub async fn issue_ca(key: &dyn KmsKey, request: &CaRequest) -> Result<Certifica
         key_spki(key.public_key())?,
     )
     .map_err(build_error)?;
-    sign(builder, key).await
+    sign(builder, key, algorithm).await
 }

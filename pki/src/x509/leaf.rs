@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use const_oid::db::{rfc5280, rfc5912, rfc8410};
-use kmssh_core::{Algorithm, EcPublicKey, KmsKey};
+use kmssh_core::{Algorithm, Curve, KmsKey, PublicKey};
 use x509_cert::Certificate;
 use x509_cert::builder::CertificateBuilder;
 use x509_cert::builder::profile::BuilderProfile;
@@ -22,7 +22,7 @@ use x509_cert::spki::{ObjectIdentifier, SubjectPublicKeyInfoOwned, SubjectPublic
 
 use super::{
     DEFAULT_LEAF_DAYS, build_error, check_name, key_spki, parse_name, serial_number, sign,
-    validity, verify_certification_request,
+    signature_algorithm_for, validity, verify_certification_request,
 };
 use crate::error::{Error, Field, Result};
 use crate::subject_key::{check_ec_point, check_ed25519, check_rsa};
@@ -65,6 +65,9 @@ pub struct LeafRequest {
     pub days: u32,
     /// The serial (positive), or `None` for 136 random bits.
     pub serial: Option<u64>,
+    /// The CA's signature algorithm, one its key signs; `None` for the default
+    /// ([`crate::x509::signature_algorithm_for`]).
+    pub signature_algorithm: Option<Algorithm>,
 }
 
 impl LeafRequest {
@@ -82,6 +85,7 @@ impl LeafRequest {
             client_auth: false,
             days: DEFAULT_LEAF_DAYS,
             serial: None,
+            signature_algorithm: None,
         }
     }
 }
@@ -150,7 +154,7 @@ impl BuilderProfile for Leaf {
 /// # Errors
 /// [`Error::KeyMismatch`] naming [`Field::CaCertificate`] for a certificate of another
 /// key or one that is not a CA; [`Error::InvalidField`] for undecodable extensions.
-pub fn check_issuer(ca: &Certificate, key: &EcPublicKey) -> Result<()> {
+pub fn check_issuer(ca: &Certificate, key: &PublicKey) -> Result<()> {
     let refuse = |reason: String| Error::KeyMismatch {
         field: Field::CaCertificate,
         reason,
@@ -167,7 +171,7 @@ pub fn check_issuer(ca: &Certificate, key: &EcPublicKey) -> Result<()> {
         return Err(refuse(format!(
             "the certificate ({}) is for another key than this {} key",
             tbs.subject(),
-            key.algorithm()
+            key.description()
         )));
     }
     let constraints = tbs
@@ -221,15 +225,12 @@ fn check_subject_key(spki: &SubjectPublicKeyInfoOwned) -> Result<()> {
                     "EC key without a named curve (RFC 5480 namedCurve)",
                 )
             })?;
-        let curve = Algorithm::from_curve_oid(&curve).map_err(|e| Error::UnsupportedKey {
+        let curve = Curve::from_oid(&curve).map_err(|e| Error::UnsupportedKey {
             field: Field::SubjectKey,
             algorithm: "EC".into(),
             detail: format!(": {e}"),
         })?;
-        (
-            format!("EC {}", curve.curve_name()),
-            check_ec_point(curve, key()?),
-        )
+        (format!("EC {curve}"), check_ec_point(curve, key()?))
     } else if oid == rfc8410::ID_ED_25519 {
         ("Ed25519".to_owned(), check_ed25519(key()?))
     } else if oid == rfc5912::RSA_ENCRYPTION {
@@ -307,6 +308,7 @@ fn alt_names(dns_names: &[String], ip_addresses: &[IpAddr]) -> Result<Vec<Genera
 pub async fn issue_leaf(key: &dyn KmsKey, request: &LeafRequest) -> Result<Certificate> {
     let ca = &request.ca_certificate;
     check_issuer(ca, key.public_key())?;
+    let algorithm = signature_algorithm_for(key, request.signature_algorithm)?;
     let (requested_subject, spki) = match &request.key {
         LeafKey::Request(csr) => (Some(&csr.info.subject), &csr.info.public_key),
         LeafKey::PublicKey(spki) => (None, spki),
@@ -363,7 +365,7 @@ pub async fn issue_leaf(key: &dyn KmsKey, request: &LeafRequest) -> Result<Certi
         spki.clone(),
     )
     .map_err(build_error)?;
-    sign(builder, key).await
+    sign(builder, key, algorithm).await
 }
 
 #[cfg(test)]

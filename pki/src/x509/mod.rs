@@ -35,7 +35,7 @@ mod pkcs10;
 use std::str::FromStr;
 use std::time::Duration;
 
-use kmssh_core::{EcPublicKey, KmsKey, x509_signature_algorithm};
+use kmssh_core::{Algorithm, KmsKey, PublicKey, SigningInput, x509_signature_algorithm};
 use x509_cert::Certificate;
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder as _, CertificateBuilder};
@@ -211,7 +211,7 @@ pub(crate) fn validity(days: u32) -> Result<Validity> {
 }
 
 /// The key's SubjectPublicKeyInfo.
-pub(crate) fn key_spki(key: &EcPublicKey) -> Result<SubjectPublicKeyInfoOwned> {
+pub(crate) fn key_spki(key: &PublicKey) -> Result<SubjectPublicKeyInfoOwned> {
     SubjectPublicKeyInfoOwned::from_key(key)
         .map_err(|e| Error::field(Field::CaKey, format!("cannot encode the public key: {e}")))
 }
@@ -223,20 +223,45 @@ fn build_error(e: x509_cert::builder::Error) -> Error {
 /// What `x509-cert`'s builder needs to know of the issuer: its public key and signature
 /// algorithm. It never signs; [`sign`] does, through the [`KmsKey`].
 struct Issuer<'a> {
-    public_key: &'a EcPublicKey,
+    public_key: &'a PublicKey,
+    algorithm: Algorithm,
 }
 
 impl signature::Keypair for Issuer<'_> {
-    type VerifyingKey = EcPublicKey;
+    type VerifyingKey = PublicKey;
 
-    fn verifying_key(&self) -> EcPublicKey {
+    fn verifying_key(&self) -> PublicKey {
         self.public_key.clone()
     }
 }
 
 impl DynSignatureAlgorithmIdentifier for Issuer<'_> {
     fn signature_algorithm_identifier(&self) -> x509_cert::spki::Result<AlgorithmIdentifierOwned> {
-        Ok(x509_signature_algorithm(self.public_key.algorithm()))
+        Ok(x509_signature_algorithm(self.algorithm))
+    }
+}
+
+/// The algorithm an X.509 certificate is signed with: `requested` if the key signs it,
+/// else sha256WithRSAEncryption for RSA keys that allow it (what `openssl req -x509`
+/// chooses), else the key's default algorithm.
+///
+/// # Errors
+/// [`Error::UnsupportedKey`] naming [`Field::CaKey`] for an algorithm the key does not
+/// sign.
+pub fn signature_algorithm_for(
+    key: &dyn KmsKey,
+    requested: Option<Algorithm>,
+) -> Result<Algorithm> {
+    let offered = key.algorithms();
+    match requested {
+        Some(algorithm) if offered.contains(&algorithm) => Ok(algorithm),
+        Some(algorithm) => Err(Error::UnsupportedKey {
+            field: Field::CaKey,
+            algorithm: key.public_key().description(),
+            detail: format!(": the key cannot sign {algorithm}"),
+        }),
+        None if offered.contains(&Algorithm::RsaPkcs1Sha256) => Ok(Algorithm::RsaPkcs1Sha256),
+        None => Ok(key.algorithm()),
     }
 }
 
@@ -246,12 +271,14 @@ impl DynSignatureAlgorithmIdentifier for Issuer<'_> {
 pub(crate) async fn sign<P: BuilderProfile>(
     mut builder: CertificateBuilder<P>,
     key: &dyn KmsKey,
+    algorithm: Algorithm,
 ) -> Result<Certificate> {
     let issuer = Issuer {
         public_key: key.public_key(),
+        algorithm,
     };
     let tbs = builder.finalize(&issuer).map_err(build_error)?;
-    let signature = key.sign_message(&tbs).await?;
+    let signature = key.sign(algorithm, SigningInput::Message(&tbs)).await?;
     let bits = signature.to_bitstring().map_err(|e| {
         Error::field(
             Field::Certificate,

@@ -124,7 +124,7 @@ pub fn verify_certification_request(request: &CertReq) -> Result<()> {
                 Hash::Sha384 => sha2::Sha384::digest(&info).to_vec(),
                 Hash::Sha512 => sha2::Sha512::digest(&info).to_vec(),
             };
-            let signature = EcdsaSignature::from_der(key.algorithm(), signature)
+            let signature = EcdsaSignature::from_der(key.curve(), signature)
                 .map_err(|e| unverified(e.to_string()))?;
             key.verify_digest(&digest, &signature)
                 .map_err(|e| unverified(e.to_string()))
