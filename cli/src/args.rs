@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use kmssh_core::Algorithm;
+use kmssh_core::{Algorithm, Curve, KeyFamily, KeySpec};
 
 /// The command line.
 #[derive(Parser)]
@@ -26,7 +26,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// A curve for `--create`.
+/// A curve for `--create --type ecdsa`.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum CurveArg {
     /// NIST P-256.
@@ -37,15 +37,92 @@ pub enum CurveArg {
     P521,
 }
 
-/// `--create` and `--curve`, beside every key URI.
+impl CurveArg {
+    /// The curve.
+    #[must_use]
+    pub fn curve(self) -> Curve {
+        match self {
+            Self::P256 => Curve::P256,
+            Self::P384 => Curve::P384,
+            Self::P521 => Curve::P521,
+        }
+    }
+}
+
+/// A key type for `--create`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KeyTypeArg {
+    /// ECDSA (`--curve`, default P-256).
+    Ecdsa,
+    /// RSA (`--bits`, default 3072).
+    Rsa,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl KeyTypeArg {
+    fn family(self) -> KeyFamily {
+        match self {
+            Self::Ecdsa => KeyFamily::Ecdsa,
+            Self::Rsa => KeyFamily::Rsa,
+            Self::Ed25519 => KeyFamily::Ed25519,
+        }
+    }
+}
+
+/// `--create`, `--type`, `--bits` and `--curve`, beside every key URI.
 #[derive(clap::Args)]
 pub struct KeyArgs {
     /// Create a `local:PATH` key file (mode 0600) if it does not exist; reuse it if it does.
     #[arg(long)]
     pub create: bool,
-    /// Curve for `--create`.
-    #[arg(long, value_enum, default_value = "p256")]
-    pub curve: CurveArg,
+    /// Key type for `--create`, as `ssh-keygen -t`.
+    #[arg(
+        long = "type",
+        value_enum,
+        default_value = "ecdsa",
+        requires = "create"
+    )]
+    pub key_type: KeyTypeArg,
+    /// Curve for `--create --type ecdsa`.
+    #[arg(long, value_enum, requires = "create")]
+    pub curve: Option<CurveArg>,
+    /// Size for `--create`, as `ssh-keygen -b`: RSA 2048 to 8192 (default 3072), ECDSA
+    /// 256, 384 or 521.
+    #[arg(long, requires = "create")]
+    pub bits: Option<u32>,
+}
+
+impl KeyArgs {
+    /// No `--create`: the key must exist.
+    #[must_use]
+    pub fn existing() -> Self {
+        Self {
+            create: false,
+            key_type: KeyTypeArg::Ecdsa,
+            curve: None,
+            bits: None,
+        }
+    }
+
+    /// The kind of key `--create` makes.
+    ///
+    /// # Errors
+    /// A size or curve the type does not take.
+    pub fn spec(&self) -> kmssh_core::Result<KeySpec> {
+        KeySpec::new(
+            self.key_type.family(),
+            self.bits,
+            self.curve.map(CurveArg::curve),
+        )
+    }
+}
+
+/// Parses `--ca-sig-alg`/`--sig-alg`: `rsa-sha2-512`, `rsa-sha2-256`, `ssh-ed25519`,
+/// `ecdsa-sha2-nistp256`… (`ssh-rsa`, SHA-1, is refused by name).
+fn parse_algorithm(text: &str) -> Result<Algorithm, String> {
+    text.parse::<Algorithm>()
+        .map_err(|e| e.message().to_owned())
 }
 
 /// The commands.
@@ -133,10 +210,15 @@ pub enum Command {
         key: String,
         #[command(flatten)]
         key_args: KeyArgs,
-        /// Output format: DER, base64 DER (`openssl dgst -verify`), or an SSH signature
-        /// (`ssh-keygen -Y verify`).
+        /// Output format: the raw signature `openssl` reads (`der`: DER for ECDSA, the
+        /// PKCS#1 v1.5 integer for RSA, 64 bytes for Ed25519), its base64, or an SSH
+        /// signature (`ssh-keygen -Y verify`).
         #[arg(long, value_enum, default_value = "base64")]
         format: MessageFormat,
+        /// The signature algorithm where the key offers several (`der`/`base64`): for an
+        /// RSA key `rs512` (default), `rs256` or `rs384`.
+        #[arg(long, value_parser = parse_algorithm)]
+        sig_alg: Option<Algorithm>,
         /// The SSH signature namespace (with `--format ssh-sig`).
         #[arg(long, default_value = "file")]
         namespace: String,
@@ -193,6 +275,10 @@ pub struct SignArgs {
     /// Overwrite existing certificate files (never one of the command's inputs).
     #[arg(long)]
     pub force: bool,
+    /// The CA signature algorithm where the key offers several: `rsa-sha2-512` (an RSA
+    /// CA's default, as `ssh-keygen -s`) or `rsa-sha2-256`. `ssh-rsa` (SHA-1) is refused.
+    #[arg(long, value_parser = parse_algorithm)]
+    pub ca_sig_alg: Option<Algorithm>,
     /// Public key files (`-` reads stdin and writes the certificate to stdout).
     #[arg(required_unless_present = "csr")]
     pub public_keys: Vec<PathBuf>,
@@ -267,6 +353,10 @@ pub enum X509Command {
         /// The basicConstraints pathLenConstraint (default: none).
         #[arg(long)]
         path_len: Option<u8>,
+        /// The signature algorithm where the key offers several: `rs256` (an RSA key's
+        /// default, sha256WithRSAEncryption), `rs384` or `rs512`.
+        #[arg(long, value_parser = parse_algorithm)]
+        ca_sig_alg: Option<Algorithm>,
         /// Write the PEM here instead of stdout.
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
@@ -316,6 +406,10 @@ pub enum X509Command {
         /// Days of validity from now (at most the CA certificate's remaining life).
         #[arg(long, default_value_t = 365)]
         days: u32,
+        /// The signature algorithm where the key offers several: `rs256` (an RSA key's
+        /// default, sha256WithRSAEncryption), `rs384` or `rs512`.
+        #[arg(long, value_parser = parse_algorithm)]
+        ca_sig_alg: Option<Algorithm>,
         /// The serial (default: 136 random bits).
         #[arg(long)]
         serial: Option<u64>,
@@ -358,23 +452,13 @@ pub enum PubkeyFormat {
 /// How `sign-message` writes the signature.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum MessageFormat {
-    /// DER `ECDSA-Sig-Value`.
+    /// The form `openssl` reads: DER `ECDSA-Sig-Value`, the RSA PKCS#1 v1.5 integer, or
+    /// Ed25519's 64 bytes.
     Der,
-    /// Base64 of the DER.
+    /// Base64 of that.
     Base64,
     /// An armored SSHSIG.
     SshSig,
-}
-
-impl CurveArg {
-    /// The algorithm a new key of this curve signs with.
-    pub fn algorithm(self) -> Algorithm {
-        match self {
-            Self::P256 => Algorithm::EcdsaP256Sha256,
-            Self::P384 => Algorithm::EcdsaP384Sha384,
-            Self::P521 => Algorithm::EcdsaP521Sha512,
-        }
-    }
 }
 
 impl Cli {

@@ -147,7 +147,7 @@ pub async fn open_key(
 
 #[cfg(feature = "local")]
 fn create_local_key(uri: &KeyUri, key: &KeyArgs) -> Result<(), Failure> {
-    kmssh_backend_local::create_if_missing(uri, key.curve.algorithm())?;
+    kmssh_backend_local::create_if_missing(uri, key.spec()?)?;
     Ok(())
 }
 

@@ -1,17 +1,21 @@
 //! The shared conformance cases. Each takes an opened key and panics, with a message
 //! saying what broke, when the backend does not behave. Every backend's test target runs
-//! all of them, for every curve it offers; the fault cases ([`faults`]) run for every
-//! fixture that can inject faults.
+//! all of them, for every kind of key it offers (curves, RSA sizes, Ed25519); the fault
+//! cases ([`faults`]) run for every fixture that can inject faults.
 
 pub mod faults;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kmssh_core::{EcdsaSignature, ErrorKind, KmsKey};
+use kmssh_core::{
+    Algorithm, EcdsaSignature, ErrorKind, HashAlgorithm, KeySpec, KmsKey, PublicKey, Signature,
+    SigningInput,
+};
 use kmssh_pki::{
     Certificate, CertificateParameters, CriticalOption, Extension, VerifyOptions, cert_path_for,
-    issue, parse_subject_key, pubkey_string, ssh_public_key, ssh_signature, unix_now,
+    issue, parse_subject_key, pubkey_string, sign_sshsig_pem, ssh_public_key, ssh_signature,
+    ssh_signature_algorithm, unix_now,
 };
 use tokio::process::Command;
 
@@ -20,9 +24,13 @@ use crate::openssh::{
     run_ok,
 };
 
-/// Signatures per curve in [`sign_verify_round_trips`]: enough that fixed-width `r` or
-/// `s` with a leading zero byte (1 in 128 per signature on P-256/384) shows up many times.
+/// Signatures per key in [`sign_verify_round_trips`] with its default algorithm: enough
+/// that fixed-width `r` or `s` with a leading zero byte (1 in 128 per signature on
+/// P-256/384) shows up many times.
 pub const ROUND_TRIPS: usize = 2000;
+
+/// Signatures with each of a key's other algorithms (an RSA key's other hashes).
+pub const OTHER_ALGORITHM_ROUND_TRIPS: usize = 50;
 
 /// An Ed25519 subject key for cases that need any subject.
 pub const TEST_SUBJECT: &str =
@@ -43,10 +51,16 @@ fn scratch() -> tempfile::TempDir {
 }
 
 /// The public key is usable by OpenSSH: `ssh-keygen -l` reads our CA line and prints the
-/// fingerprint we compute.
+/// fingerprint we compute, the key's size and its type.
 pub async fn public_key_matches_ssh_keygen(key: &dyn KmsKey) {
-    let algorithm = key.algorithm();
-    assert_eq!(key.public_key().algorithm(), algorithm);
+    assert!(
+        key.algorithms()
+            .iter()
+            .all(|a| key.public_key().can_sign(*a)),
+        "{:?} offered by a {} key",
+        key.algorithms(),
+        key.public_key().description()
+    );
     let dir = scratch();
     let path = dir.path().join("ca.pub");
     std::fs::write(
@@ -62,61 +76,142 @@ pub async fn public_key_matches_ssh_keygen(key: &dyn KmsKey) {
         out.contains(&ours),
         "ssh-keygen -l says {out:?}, we say {ours}"
     );
-    let bits = &algorithm.curve_name()[2..];
+    let (bits, kind) = match key.public_key().spec() {
+        KeySpec::Ecdsa(curve) => (curve.name()[2..].to_owned(), "(ECDSA)"),
+        KeySpec::Rsa(bits) => (bits.to_string(), "(RSA)"),
+        KeySpec::Ed25519 => ("256".to_owned(), "(ED25519)"),
+    };
     assert!(
-        out.starts_with(bits),
-        "ssh-keygen -l reports {out:?} for {algorithm}"
+        out.starts_with(&format!("{bits} ")) && out.trim_end().ends_with(kind),
+        "ssh-keygen -l reports {out:?} for a {} key",
+        key.public_key().description()
     );
 }
 
-/// Thousands of signatures, each checked three independent ways: RustCrypto over the
-/// digest, DER and `r||s` round trips, and ssh-key's verifier over the SSH (mpint) form,
-/// where leading zero bytes must be stripped.
+/// The bytes [`KmsKey::sign`] signs for `algorithm`: the digest or, for Ed25519, the
+/// message.
+fn payload(algorithm: Algorithm, message: &[u8]) -> Vec<u8> {
+    algorithm
+        .digest(message)
+        .map_or_else(|| message.to_vec(), |d| d.to_vec())
+}
+
+/// Checks one signature with verifiers other than the one the key used: ssh-key over the
+/// SSH form, and RustCrypto's RSA PKCS#1 v1.5 verifier for RSA with SHA-384 (which has no
+/// SSH form). For ECDSA, also the DER and `r||s` round trips; returns whether `r` or `s`
+/// had a leading zero byte.
+fn check_independently(
+    public_key: &PublicKey,
+    algorithm: Algorithm,
+    message: &[u8],
+    signature: &Signature,
+    i: usize,
+) -> bool {
+    assert_eq!(signature.algorithm(), algorithm, "signature {i}");
+    public_key
+        .verify(algorithm, &payload(algorithm, message), signature)
+        .unwrap_or_else(|e| panic!("{algorithm} signature {i} does not verify: {e}"));
+    if algorithm.ssh_name().is_some() {
+        let ssh = ssh_signature(signature).expect("SSH form");
+        signature::Verifier::verify(&ssh_public_key(public_key), message, &ssh).unwrap_or_else(
+            |e| panic!("ssh-key rejects {algorithm} signature {i} in SSH form: {e}"),
+        );
+    } else if let (PublicKey::Rsa(rsa), Signature::Rsa(s)) = (public_key, signature) {
+        use kmssh_core::rsa::pkcs1v15::{Signature as Pkcs1, VerifyingKey};
+        let verifier = VerifyingKey::<sha2::Sha384>::new(rsa.clone());
+        let pkcs1 = Pkcs1::try_from(s.as_bytes()).expect("RSA signature bytes");
+        signature::Verifier::verify(&verifier, message, &pkcs1)
+            .unwrap_or_else(|e| panic!("RustCrypto rejects RSA SHA-384 signature {i}: {e}"));
+    }
+    let Signature::Ecdsa(ecdsa) = signature else {
+        return false;
+    };
+    let curve = ecdsa.curve();
+    assert_eq!(
+        EcdsaSignature::from_der(curve, &ecdsa.to_der())
+            .ok()
+            .as_ref(),
+        Some(ecdsa),
+        "DER round trip {i}"
+    );
+    let fixed = ecdsa.to_fixed();
+    assert_eq!(fixed.len(), 2 * curve.field_len());
+    assert_eq!(
+        EcdsaSignature::from_fixed(curve, &fixed).ok().as_ref(),
+        Some(ecdsa),
+        "r||s round trip {i}"
+    );
+    let (r, s) = ecdsa.r_s();
+    r[0] == 0 || s[0] == 0
+}
+
+/// Thousands of signatures with the key's default algorithm, and some with each of its
+/// others, each checked by independent verifiers (see `check_independently`); for
+/// ECDSA, the DER and `r||s` round trips, where leading zero bytes must survive.
 pub async fn sign_verify_round_trips(key: &dyn KmsKey) {
-    let algorithm = key.algorithm();
-    let ssh_key = ssh_public_key(key.public_key());
+    let default = key.algorithm();
     let mut leading_zero = 0usize;
     for i in 0..ROUND_TRIPS {
         let message = format!("conformance message {i}");
-        let digest = algorithm.digest(message.as_bytes());
         let signature = key
             .sign_message(message.as_bytes())
             .await
             .expect("sign_message");
-        assert_eq!(signature.algorithm(), algorithm);
-        key.public_key()
-            .verify_digest(&digest, &signature)
-            .unwrap_or_else(|e| panic!("signature {i} does not verify: {e}"));
-        let der = signature.to_der();
-        assert_eq!(
-            EcdsaSignature::from_der(algorithm, &der).ok(),
-            Some(signature),
-            "DER round trip {i}"
-        );
-        let fixed = signature.to_fixed();
-        assert_eq!(fixed.len(), 2 * algorithm.field_len());
-        assert_eq!(
-            EcdsaSignature::from_fixed(algorithm, &fixed).ok(),
-            Some(signature),
-            "r||s round trip {i}"
-        );
-        let (r, s) = signature.r_s();
-        if r[0] == 0 || s[0] == 0 {
+        if check_independently(key.public_key(), default, message.as_bytes(), &signature, i) {
             leading_zero += 1;
         }
-        let ssh = ssh_signature(&signature).expect("SSH form");
-        signature::Verifier::verify(&ssh_key, message.as_bytes(), &ssh)
-            .unwrap_or_else(|e| panic!("ssh-key rejects signature {i} in SSH form: {e}"));
     }
-    assert!(
-        leading_zero > 0,
-        "no leading-zero r or s in {ROUND_TRIPS} {algorithm} signatures"
-    );
+    if default.curve().is_some() {
+        assert!(
+            leading_zero > 0,
+            "no leading-zero r or s in {ROUND_TRIPS} {default} signatures"
+        );
+    }
+    for &algorithm in key.algorithms().iter().filter(|a| **a != default) {
+        for i in 0..OTHER_ALGORITHM_ROUND_TRIPS {
+            let message = format!("{algorithm} message {i}");
+            let signature = key
+                .sign(algorithm, SigningInput::Message(message.as_bytes()))
+                .await
+                .unwrap_or_else(|e| panic!("{algorithm}: {e}"));
+            check_independently(
+                key.public_key(),
+                algorithm,
+                message.as_bytes(),
+                &signature,
+                i,
+            );
+        }
+    }
+    for algorithm in Algorithm::ALL {
+        if key.algorithms().contains(&algorithm) {
+            continue;
+        }
+        let err = key
+            .sign(algorithm, SigningInput::Message(b"not offered"))
+            .await
+            .expect_err("an algorithm the key does not offer");
+        assert_eq!(
+            err.kind(),
+            ErrorKind::UnsupportedAlgorithm,
+            "{algorithm}: {err}"
+        );
+    }
 }
 
-/// A digest of the wrong length is refused before anything is signed.
+/// A digest of the wrong length, or any digest for Ed25519 (which signs messages), is
+/// refused before anything is signed.
 pub async fn wrong_digest_length_is_refused(key: &dyn KmsKey) {
-    let length = key.algorithm().digest_len();
+    let Some(length) = key.algorithm().hash().map(HashAlgorithm::len) else {
+        for digest in [&[0u8; 64][..], &[1u8; 32], &[]] {
+            let err = key
+                .sign_digest(digest)
+                .await
+                .expect_err("Ed25519 signed a digest");
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        }
+        return;
+    };
     for bad in [0, 20, length - 1, length + 1, 128] {
         let err = key
             .sign_digest(&vec![1u8; bad])
@@ -126,45 +221,191 @@ pub async fn wrong_digest_length_is_refused(key: &dyn KmsKey) {
     }
 }
 
-/// Message signatures of any size verify with `openssl dgst -verify`; a changed message
-/// does not.
+/// `openssl` checking a signature file over a message file, as a user would: `dgst
+/// -verify` for pre-hashed algorithms, `pkeyutl -verify -rawin` for Ed25519.
+fn openssl_verify(algorithm: Algorithm, pem: &Path, signature: &Path, message: &Path) -> Command {
+    let mut c = Command::new("openssl");
+    match algorithm.hash() {
+        Some(hash) => {
+            c.arg("dgst")
+                .arg(format!("-{}", hash.name()))
+                .arg("-verify")
+                .arg(pem)
+                .arg("-signature")
+                .arg(signature)
+                .arg(message);
+        }
+        None => {
+            c.args(["pkeyutl", "-verify", "-pubin", "-rawin", "-inkey"])
+                .arg(pem)
+                .arg("-in")
+                .arg(message)
+                .arg("-sigfile")
+                .arg(signature);
+        }
+    }
+    c
+}
+
+/// Message signatures of any size, with each algorithm the key offers, verify with
+/// `openssl`; a changed message does not. Where the provider limits signed messages
+/// (Ed25519 on AWS), larger ones are refused before any call, naming the limit.
 pub async fn message_signatures_verify_with_openssl(key: &dyn KmsKey) {
     let dir = scratch();
-    let algorithm = key.algorithm();
     let pem = dir.path().join("pub.pem");
     std::fs::write(&pem, key.public_key().to_pem().expect("PEM")).expect("write");
-    for (name, size) in [
-        ("empty", 0usize),
-        ("small", 100),
-        ("over-4k", 5000),
-        ("one-mib", 1 << 20),
-    ] {
-        let message: Vec<u8> = (0..size)
-            .map(|i| u8::try_from(i % 251).unwrap_or_default())
-            .collect();
-        let signature = key.sign_message(&message).await.expect("sign_message");
-        let msg_path = dir.path().join(name);
-        let sig_path = dir.path().join(format!("{name}.sig"));
-        std::fs::write(&msg_path, &message).expect("write");
-        std::fs::write(&sig_path, signature.to_der()).expect("write");
-        let verify = |msg: &Path| {
-            let mut c = Command::new("openssl");
-            c.arg("dgst")
-                .arg(format!("-{}", algorithm.hash_name()))
-                .arg("-verify")
-                .arg(&pem);
-            c.arg("-signature").arg(&sig_path).arg(msg);
-            c
-        };
-        let out = run_ok(&mut verify(&msg_path)).await;
-        assert!(out.contains("Verified OK"), "openssl on {name}: {out}");
-        let changed = dir.path().join(format!("{name}.changed"));
-        std::fs::write(&changed, [message.as_slice(), b"x"].concat()).expect("write");
+    for &algorithm in key.algorithms() {
+        for (name, size) in [
+            ("empty", 0usize),
+            ("small", 100),
+            ("at-4k", 4096),
+            ("over-4k", 5000),
+            ("one-mib", 1 << 20),
+        ] {
+            let message: Vec<u8> = (0..size)
+                .map(|i| u8::try_from(i % 251).unwrap_or_default())
+                .collect();
+            let signed = key.sign(algorithm, SigningInput::Message(&message)).await;
+            if let Some(limit) = key.max_message_len().filter(|_| !algorithm.is_prehashed()) {
+                if size > limit {
+                    let err = signed.expect_err("a message over the provider's limit");
+                    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+                    assert!(err.to_string().contains(&limit.to_string()), "{err}");
+                    continue;
+                }
+            }
+            let signature = signed.unwrap_or_else(|e| panic!("{algorithm} {name}: {e}"));
+            let msg_path = dir.path().join(name);
+            let sig_path = dir.path().join(format!("{name}.sig"));
+            std::fs::write(&msg_path, &message).expect("write");
+            std::fs::write(&sig_path, signature.to_bytes()).expect("write");
+            let out = run_ok(&mut openssl_verify(algorithm, &pem, &sig_path, &msg_path)).await;
+            assert!(
+                out.contains("Verified OK") || out.contains("Signature Verified Successfully"),
+                "openssl on {algorithm} {name}: {out}"
+            );
+            let changed = dir.path().join(format!("{name}.changed"));
+            std::fs::write(&changed, [message.as_slice(), b"x"].concat()).expect("write");
+            assert!(
+                !run(&mut openssl_verify(algorithm, &pem, &sig_path, &changed))
+                    .await
+                    .status
+                    .success(),
+                "openssl accepted a changed {name} under {algorithm}"
+            );
+        }
+    }
+}
+
+/// SSH signatures (`SSHSIG`) verify with `ssh-keygen -Y verify` against an
+/// allowed-signers line for the key; another namespace does not.
+pub async fn sshsig_verifies_with_ssh_keygen(key: &dyn KmsKey) {
+    let dir = scratch();
+    let message = b"conformance SSHSIG message\n";
+    let armored = sign_sshsig_pem(key, "file", message).await.expect("SSHSIG");
+    let signers = dir.path().join("allowed_signers");
+    std::fs::write(
+        &signers,
+        format!("ca@example.com {}\n", pubkey_string(key.public_key(), "")),
+    )
+    .expect("write");
+    let sig_path = dir.path().join("message.sig");
+    std::fs::write(&sig_path, armored).expect("write");
+    let verify = |namespace: &str| {
+        let mut c = Command::new("ssh-keygen");
+        c.args([
+            "-Y",
+            "verify",
+            "-I",
+            "ca@example.com",
+            "-n",
+            namespace,
+            "-f",
+        ])
+        .arg(&signers)
+        .arg("-s")
+        .arg(&sig_path)
+        .stdin(std::process::Stdio::piped());
+        c
+    };
+    let output = openssh::run_with_stdin(&mut verify("file"), message).await;
+    assert!(
+        output.status.success(),
+        "ssh-keygen -Y verify: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = openssh::run_with_stdin(&mut verify("git"), message).await;
+    assert!(!output.status.success(), "another namespace verified");
+}
+
+/// The CA's signature algorithm: an RSA CA signs `rsa-sha2-512` by default and
+/// `rsa-sha2-256` when asked, as `ssh-keygen -L` shows and sshd accepts; a key that does
+/// not offer the algorithm asked for refuses before any call; RSA with SHA-384, which SSH
+/// does not define, is refused.
+pub async fn ca_signature_algorithm_is_chosen(key: &dyn KmsKey) {
+    let dir = scratch();
+    let subject = keygen(dir.path(), "id_ed25519", "ed25519", None).await;
+    let default = ssh_signature_algorithm(key, None).expect("an SSH algorithm");
+    if key.public_key().spec().family() == kmssh_core::KeyFamily::Rsa {
         assert!(
-            !run(&mut verify(&changed)).await.status.success(),
-            "openssl accepted a changed {name}"
+            matches!(
+                default,
+                Algorithm::RsaPkcs1Sha512 | Algorithm::RsaPkcs1Sha256
+            ),
+            "{default}"
+        );
+        if key.algorithms().contains(&Algorithm::RsaPkcs1Sha512) {
+            assert_eq!(default, Algorithm::RsaPkcs1Sha512, "ssh-keygen's default");
+        }
+    }
+    for algorithm in [
+        Algorithm::RsaPkcs1Sha256,
+        Algorithm::RsaPkcs1Sha512,
+        Algorithm::Ed25519,
+        Algorithm::EcdsaP256Sha256,
+    ] {
+        let mut params = CertificateParameters::user();
+        params
+            .principal("alice")
+            .and_then(|p| p.ca_signature_algorithm_is(algorithm))
+            .expect("parameters");
+        let line = std::fs::read_to_string(pub_path(&subject)).expect("subject");
+        let issued = issue(key, &parse_subject_key(&line).expect("subject"), &params).await;
+        if !key.algorithms().contains(&algorithm) {
+            let err = issued.expect_err("an algorithm the CA key does not offer");
+            assert!(
+                matches!(err, kmssh_pki::Error::UnsupportedKey { .. }),
+                "{algorithm}: {err}"
+            );
+            continue;
+        }
+        let cert = issued.unwrap_or_else(|e| panic!("{algorithm}: {e}"));
+        let path = cert_path_for(&subject);
+        std::fs::write(&path, cert.cert_string("conformance") + "\n").expect("write");
+        let listing = list_certificate(&path).await;
+        let name = algorithm.ssh_name().expect("SSH name");
+        assert!(
+            listing.signing_ca.contains(&format!("(using {name})")),
+            "{algorithm}: {}",
+            listing.signing_ca
         );
     }
+    let mut params = CertificateParameters::user();
+    params
+        .principal("alice")
+        .and_then(|p| p.ca_signature_algorithm_is(Algorithm::RsaPkcs1Sha384))
+        .expect("parameters");
+    let err = issue(
+        key,
+        &parse_subject_key(TEST_SUBJECT).expect("subject"),
+        &params,
+    )
+    .await
+    .expect_err("RSA SHA-384 in SSH");
+    assert!(
+        matches!(err, kmssh_pki::Error::UnsupportedKey { .. }),
+        "{err}"
+    );
 }
 
 /// Subject keys OpenSSH makes: (file name, `-t`, `-b`).
@@ -238,8 +479,11 @@ pub async fn user_certificates_listed_by_ssh_keygen(key: &dyn KmsKey) {
             "{name}: {}",
             listing.signing_ca
         );
+        let ca_algorithm = ssh_signature_algorithm(key, None).expect("SSH algorithm");
         assert!(
-            listing.signing_ca.contains(key.algorithm().ssh_name()),
+            listing
+                .signing_ca
+                .contains(ca_algorithm.ssh_name().unwrap_or_default()),
             "{}",
             listing.signing_ca
         );

@@ -1,5 +1,5 @@
-//! What a backend's test target provides: one [`Fixture`], which makes keys of each curve
-//! the backend offers and says what else it can do ([`Capabilities`]). The shared cases
+//! What a backend's test target provides: one [`Fixture`], which makes keys of each kind
+//! ([`KeySpec`]: curve, RSA size, Ed25519) the backend offers and says what else it can do ([`Capabilities`]). The shared cases
 //! take their keys from it through [`key_for`] and [`faulty_key_for`], which skip (with a
 //! `skipped: …` line) what the fixture cannot provide.
 
@@ -7,11 +7,11 @@ use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kmssh_core::{Algorithm, KNOWN_BACKENDS, KmsKey, KnownBackend, Options};
+use kmssh_core::{KNOWN_BACKENDS, KeySpec, KmsKey, KnownBackend, Options};
 
 use crate::faults::FaultHandle;
 
-/// What a fixture can do besides opening keys of its curves.
+/// What a fixture can do besides opening keys of its kinds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
     /// It runs against an emulator (or in process): it can create keys of any state or
@@ -54,22 +54,22 @@ pub trait Fixture: Send + Sync + 'static {
     /// The backend's name in [`KNOWN_BACKENDS`] (`aws`, `gcp`…).
     fn name(&self) -> &'static str;
 
-    /// The curves the backend offers.
-    fn algorithms(&self) -> &'static [Algorithm];
+    /// The kinds of key the backend offers.
+    fn key_specs(&self) -> &'static [KeySpec];
 
     /// What it can do besides opening keys.
     fn capabilities(&self) -> Capabilities;
 
-    /// A key of `algorithm` for one case: a fresh one where keys can be made, else one of
-    /// the listed real keys; `None` skips the case (no listed key of that curve).
-    async fn key(&self, algorithm: Algorithm) -> Option<Arc<dyn KmsKey>>;
+    /// A key of kind `spec` for one case: a fresh one where keys can be made, else one of
+    /// the listed real keys; `None` skips the case (no listed key of that kind).
+    async fn key(&self, spec: KeySpec) -> Option<Arc<dyn KmsKey>>;
 
-    /// A fresh key of `algorithm` whose calls go through the fault layer, opened with
+    /// A fresh key of kind `spec` whose calls go through the fault layer, opened with
     /// [`crate::faults::FAULT_CALL_TIMEOUT`] and
     /// [`fault_retry_policy`](crate::faults::fault_retry_policy); `None` without the
     /// [`faults`](Capabilities::faults) capability.
-    async fn faulty_key(&self, algorithm: Algorithm) -> Option<FaultyKey> {
-        let _ = algorithm;
+    async fn faulty_key(&self, spec: KeySpec) -> Option<FaultyKey> {
+        let _ = spec;
         None
     }
 }
@@ -153,27 +153,27 @@ pub fn as_dyn<F: Fixture>(fixture: &'static F) -> &'static dyn Fixture {
     fixture
 }
 
-fn offers(fixture: &dyn Fixture, algorithm: Algorithm) -> bool {
-    let offered = fixture.algorithms().contains(&algorithm);
+fn offers(fixture: &dyn Fixture, spec: KeySpec) -> bool {
+    let offered = fixture.key_specs().contains(&spec);
     if !offered {
-        eprintln!("skipped: {} offers no {algorithm} keys", fixture.name());
+        eprintln!("skipped: {} offers no {spec} keys", fixture.name());
     }
     offered
 }
 
-/// A key of `algorithm` from `fixture`, or `None` (with a `skipped:` line) when the
-/// fixture does not offer that curve or has no such key.
-pub async fn key_for(fixture: &dyn Fixture, algorithm: Algorithm) -> Option<Arc<dyn KmsKey>> {
-    if !offers(fixture, algorithm) {
+/// A key of kind `spec` from `fixture`, or `None` (with a `skipped:` line) when the
+/// fixture does not offer that kind or has no such key.
+pub async fn key_for(fixture: &dyn Fixture, spec: KeySpec) -> Option<Arc<dyn KmsKey>> {
+    if !offers(fixture, spec) {
         return None;
     }
-    let key = fixture.key(algorithm).await;
+    let key = fixture.key(spec).await;
     if key.is_none() {
         let listed = known(fixture.name())
             .real_keys_env
             .map(|env| format!(" ({env} lists none)"))
             .unwrap_or_default();
-        eprintln!("skipped: {} has no {algorithm} key{listed}", fixture.name());
+        eprintln!("skipped: {} has no {spec} key{listed}", fixture.name());
     }
     key
 }
@@ -192,19 +192,19 @@ pub fn requires(fixture: &dyn Fixture, capability: Capability) -> bool {
 }
 
 /// A key behind the fault layer for a case needing `capability`, or `None` (with a
-/// `skipped:` line) when the fixture lacks it or does not offer the curve.
+/// `skipped:` line) when the fixture lacks it or does not offer the kind.
 pub async fn faulty_key_for(
     fixture: &dyn Fixture,
-    algorithm: Algorithm,
+    spec: KeySpec,
     capability: Capability,
 ) -> Option<FaultyKey> {
-    if !offers(fixture, algorithm) || !requires(fixture, capability) {
+    if !offers(fixture, spec) || !requires(fixture, capability) {
         return None;
     }
-    let key = fixture.faulty_key(algorithm).await;
+    let key = fixture.faulty_key(spec).await;
     assert!(
         key.is_some(),
-        "{} claims {capability:?} but made no faulty {algorithm} key",
+        "{} claims {capability:?} but made no faulty {spec} key",
         fixture.name()
     );
     key
@@ -218,8 +218,8 @@ pub async fn faulty_key_for(
 pub fn check_fixture(fixture: &dyn Fixture) {
     let known = known(fixture.name());
     assert!(
-        !fixture.algorithms().is_empty(),
-        "{} offers no curve",
+        !fixture.key_specs().is_empty(),
+        "{} offers no kind of key",
         known.name
     );
     let capabilities = fixture.capabilities();

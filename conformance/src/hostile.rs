@@ -166,10 +166,7 @@ impl RawCertificate {
     /// If the key fails to sign.
     pub async fn sign(&self, ca: &dyn KmsKey) -> Vec<u8> {
         let mut blob = self.to_be_signed(&ssh_public_key(ca.public_key()));
-        let signature = ca
-            .sign_digest(&ca.algorithm().digest(&blob))
-            .await
-            .expect("the CA signs");
+        let signature = ca.sign_message(&blob).await.expect("the CA signs");
         ssh_signature(&signature)
             .expect("SSH form")
             .encode_prefixed(&mut blob)
@@ -308,10 +305,7 @@ pub async fn certificates(
 
     // Signed by another key while naming the trusted CA as the signer.
     let mut forged = base().to_be_signed(&ca_key);
-    let signature = other_ca
-        .sign_digest(&other_ca.algorithm().digest(&forged))
-        .await
-        .expect("signs");
+    let signature = other_ca.sign_message(&forged).await.expect("signs");
     ssh_signature(&signature)
         .expect("SSH form")
         .encode_prefixed(&mut forged)

@@ -103,7 +103,8 @@ pub async fn open_key(uri: &str) -> Option<std::sync::Arc<dyn kmssh_core::KmsKey
 }
 
 /// Declares the whole suite for one fixture (an expression giving `&'static F` where
-/// `F: Fixture`): a module per curve (`p256`, `p384`, `p521`) with every shared case, and
+/// `F: Fixture`): a module per kind of key (`p256`, `p384`, `p521`, `rsa2048`, `rsa3072`,
+/// `rsa4096`, `ed25519`) with every shared case, and
 /// in it a `faults` module with every fault case; plus `fixture_is_sound`. What the
 /// fixture cannot run is skipped at run time, with a `skipped: …` line.
 ///
@@ -111,7 +112,7 @@ pub async fn open_key(uri: &str) -> Option<std::sync::Arc<dyn kmssh_core::KmsKey
 /// with several fixtures (the local backend's signing engines).
 #[macro_export]
 macro_rules! conformance_suite {
-    (@curve $module:ident, $algorithm:ident, $fixture:expr) => {
+    (@spec $module:ident, $spec:expr, $fixture:expr) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
@@ -120,14 +121,15 @@ macro_rules! conformance_suite {
                 $crate::fixture::as_dyn($fixture)
             }
 
-            const ALGORITHM: $crate::kmssh_core::Algorithm =
-                $crate::kmssh_core::Algorithm::$algorithm;
+            const SPEC: $crate::kmssh_core::KeySpec = $spec;
 
             $crate::conformance_suite!(@cases
                 public_key_matches_ssh_keygen,
                 sign_verify_round_trips,
                 wrong_digest_length_is_refused,
                 message_signatures_verify_with_openssl,
+                sshsig_verifies_with_ssh_keygen,
+                ca_signature_algorithm_is_chosen,
                 user_certificates_listed_by_ssh_keygen,
                 host_certificates_listed_by_ssh_keygen,
                 security_key_subjects_listed_by_ssh_keygen,
@@ -143,7 +145,7 @@ macro_rules! conformance_suite {
 
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_issuing() {
-                if let Some(key) = $crate::fixture::key_for(fixture(), ALGORITHM).await {
+                if let Some(key) = $crate::fixture::key_for(fixture(), SPEC).await {
                     $crate::cases::concurrent_issuing(key).await;
                 }
             }
@@ -173,7 +175,7 @@ macro_rules! conformance_suite {
         $(
             #[::tokio::test]
             async fn $case() {
-                if let Some(key) = $crate::fixture::key_for(fixture(), ALGORITHM).await {
+                if let Some(key) = $crate::fixture::key_for(fixture(), SPEC).await {
                     $crate::cases::$case(key.as_ref()).await;
                 }
             }
@@ -185,7 +187,7 @@ macro_rules! conformance_suite {
             async fn $case() {
                 if let Some(key) = $crate::fixture::faulty_key_for(
                     fixture(),
-                    ALGORITHM,
+                    SPEC,
                     $crate::fixture::Capability::$capability,
                 )
                 .await
@@ -209,8 +211,12 @@ macro_rules! conformance_suite {
             $crate::fixture::check_fixture($crate::fixture::as_dyn($fixture));
         }
 
-        $crate::conformance_suite!(@curve p256, EcdsaP256Sha256, $fixture);
-        $crate::conformance_suite!(@curve p384, EcdsaP384Sha384, $fixture);
-        $crate::conformance_suite!(@curve p521, EcdsaP521Sha512, $fixture);
+        $crate::conformance_suite!(@spec p256, $crate::kmssh_core::KeySpec::Ecdsa($crate::kmssh_core::Curve::P256), $fixture);
+        $crate::conformance_suite!(@spec p384, $crate::kmssh_core::KeySpec::Ecdsa($crate::kmssh_core::Curve::P384), $fixture);
+        $crate::conformance_suite!(@spec p521, $crate::kmssh_core::KeySpec::Ecdsa($crate::kmssh_core::Curve::P521), $fixture);
+        $crate::conformance_suite!(@spec rsa2048, $crate::kmssh_core::KeySpec::Rsa(2048), $fixture);
+        $crate::conformance_suite!(@spec rsa3072, $crate::kmssh_core::KeySpec::Rsa(3072), $fixture);
+        $crate::conformance_suite!(@spec rsa4096, $crate::kmssh_core::KeySpec::Rsa(4096), $fixture);
+        $crate::conformance_suite!(@spec ed25519, $crate::kmssh_core::KeySpec::Ed25519, $fixture);
     };
 }

@@ -30,6 +30,33 @@ pub async fn run(command: &mut tokio::process::Command) -> Output {
     }
 }
 
+/// Runs a command to completion within [`COMMAND_TIMEOUT`] with `input` on its stdin,
+/// killing it if it overruns.
+///
+/// # Panics
+/// If the command cannot start or overruns.
+pub async fn run_with_stdin(command: &mut tokio::process::Command, input: &[u8]) -> Output {
+    use tokio::io::AsyncWriteExt as _;
+    command
+        .kill_on_drop(true)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let described = format!("{command:?}");
+    let finished = async {
+        let mut child = command.spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input).await?;
+        }
+        child.wait_with_output().await
+    };
+    match tokio::time::timeout(COMMAND_TIMEOUT, finished).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => panic!("cannot run {described}: {e}"),
+        Err(_) => panic!("{described} ran over {COMMAND_TIMEOUT:?} and was killed"),
+    }
+}
+
 /// Runs a command and requires it to succeed; returns its stdout.
 ///
 /// # Panics

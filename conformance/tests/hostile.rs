@@ -9,7 +9,7 @@ use base64ct::{Base64, Encoding as _};
 use kmssh_backend_local::{LocalKey, LocalOptions};
 use kmssh_conformance::hostile::{self, Mutator, Verdict};
 use kmssh_conformance::openssh::{self, SshLogin, Sshd, SshdConfig};
-use kmssh_core::{Algorithm, KmsKey};
+use kmssh_core::{KeySpec, KmsKey};
 use kmssh_pki::ssh_key::public::KeyData;
 use kmssh_pki::{
     Certificate, CertificateSigningRequest, CertificateType, VerifyOptions, issue_at,
@@ -17,7 +17,11 @@ use kmssh_pki::{
 };
 
 fn local_key() -> LocalKey {
-    LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("a key")
+    LocalKey::generate(
+        KeySpec::Ecdsa(kmssh_core::Curve::P256),
+        LocalOptions::default(),
+    )
+    .expect("a key")
 }
 
 fn subject_of(private_key: &Path) -> KeyData {

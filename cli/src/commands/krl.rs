@@ -6,7 +6,7 @@ use kmssh_pki::krl::{Krl, parse_serials};
 use kmssh_pki::ssh_key::public::KeyData;
 use kmssh_pki::{parse_trusted_ca_keys, sign_sshsig, ssh_public_key, sshsig_to_pem, unix_now};
 
-use crate::args::{CurveArg, KeyArgs, KrlArgs};
+use crate::args::{KeyArgs, KrlArgs};
 use crate::exit::{Class, Failure};
 use crate::io::{
     exists_without_force, local_key_file, open_key, read_bounded, read_text,
@@ -103,10 +103,7 @@ async fn write(args: KrlArgs) -> Result<(), Failure> {
             (key.clone(), None)
         }
         None => {
-            let key_args = KeyArgs {
-                create: false,
-                curve: CurveArg::P256,
-            };
+            let key_args = KeyArgs::existing();
             let key = open_key(ca, &key_args, 1).await?;
             (ssh_public_key(key.public_key()), Some(key))
         }

@@ -45,9 +45,12 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             key,
             key_args,
             format,
+            sig_alg,
             namespace,
             message,
-        } => sign_message::sign_message(&key, &key_args, format, &namespace, &message).await,
+        } => {
+            sign_message::sign_message(&key, &key_args, format, sig_alg, &namespace, &message).await
+        }
         Command::X509 { command } => x509::run(command).await,
         Command::Krl(args) => krl::run(args).await,
         Command::Backends => backends::backends(),

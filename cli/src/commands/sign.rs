@@ -43,6 +43,9 @@ pub async fn sign(args: SignArgs) -> Result<(), Failure> {
     if args.allow_any_principal {
         params.allow_any_principal();
     }
+    if let Some(algorithm) = args.ca_sig_alg {
+        params.ca_signature_algorithm_is(algorithm)?;
+    }
     // Everything is checked before the key is touched.
     params.resolve(now)?;
     let mut subjects: Vec<KeyData> = Vec::new();
@@ -155,7 +158,10 @@ pub async fn sign_csr(
         CsrFormat::Binary => CertificateSigningRequest::from_proto(&raw)?,
         CsrFormat::Base64 => CertificateSigningRequest::from_base64(&raw)?,
     };
-    let params = request.to_parameters(args.allow_any_principal)?;
+    let mut params = request.to_parameters(args.allow_any_principal)?;
+    if let Some(algorithm) = args.ca_sig_alg {
+        params.ca_signature_algorithm_is(algorithm)?;
+    }
     let ca_key = open_key(&args.ca, &args.key, 1).await?;
     let cert = issue(ca_key.as_ref(), &request.public_key, &params).await?;
     write_output(

@@ -22,6 +22,7 @@ pub async fn run(command: X509Command) -> Result<(), Failure> {
             days,
             serial,
             path_len,
+            ca_sig_alg,
             output,
             force,
         } => {
@@ -37,6 +38,7 @@ pub async fn run(command: X509Command) -> Result<(), Failure> {
             request.days = days;
             request.serial = serial;
             request.path_len = path_len;
+            request.signature_algorithm = ca_sig_alg;
             let key = open_key(&ca, &key, 1).await?;
             (issue_ca(key.as_ref(), &request).await?, output, force)
         }
@@ -53,6 +55,7 @@ pub async fn run(command: X509Command) -> Result<(), Failure> {
             client_auth,
             days,
             serial,
+            ca_sig_alg,
             output,
             force,
         } => {
@@ -86,6 +89,7 @@ pub async fn run(command: X509Command) -> Result<(), Failure> {
             request.client_auth = client_auth;
             request.days = days;
             request.serial = serial;
+            request.signature_algorithm = ca_sig_alg;
             let key = open_key(&ca, &key, 1).await?;
             (issue_leaf(key.as_ref(), &request).await?, output, force)
         }
