@@ -1,7 +1,9 @@
 //! Local signing and issuing rates, side by side in one run (`cargo xtask bench`):
-//! for each curve and engine, raw signatures per second (the crypto library's own rate,
-//! the peer to beat), certificates per second on one core and on every core, and
-//! `ssh-keygen -s` issuing the same kind of certificate, with the ratios between them.
+//! for each kind of CA key (P-256, P-384, P-521, RSA-2048, RSA-4096, Ed25519) and engine,
+//! raw signatures per second (the crypto library's own rate, the peer to beat),
+//! certificates per second on one core and on every core, and `ssh-keygen -s` issuing
+//! the same kind of certificate with a CA key of the same type, with the ratios between
+//! them.
 //!
 //! Options: `--seconds S` per measurement (default 1.0), `--keygen-runs N` (default 40).
 
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kmssh_backend_local::{LocalKey, LocalOptions, SigningEngine};
-use kmssh_core::{Algorithm, KmsKey};
+use kmssh_core::{KeySpec, KmsKey, SigningInput};
 use kmssh_pki::{CertificateParameters, issue, parse_subject_key};
 
 const SUBJECT: &str =
@@ -67,14 +69,34 @@ async fn batch_rate(key: Arc<LocalKey>, budget: Duration) -> f64 {
     rate(total, start.elapsed())
 }
 
-/// `ssh-keygen -s` issuing certificates one process at a time, with a CA of the same curve.
-fn ssh_keygen_rate(algorithm: Algorithm, runs: usize) -> Option<f64> {
+/// The CA key types measured.
+const SPECS: [KeySpec; 6] = [
+    KeySpec::Ecdsa(kmssh_core::Curve::P256),
+    KeySpec::Ecdsa(kmssh_core::Curve::P384),
+    KeySpec::Ecdsa(kmssh_core::Curve::P521),
+    KeySpec::Rsa(2048),
+    KeySpec::Rsa(4096),
+    KeySpec::Ed25519,
+];
+
+/// `ssh-keygen -t` and `-b` for a CA key of this kind.
+fn ssh_keygen_type(spec: KeySpec) -> (&'static str, String) {
+    match spec {
+        KeySpec::Ecdsa(curve) => ("ecdsa", curve.name()[2..].to_owned()),
+        KeySpec::Rsa(bits) => ("rsa", bits.to_string()),
+        KeySpec::Ed25519 => ("ed25519", "256".to_owned()),
+    }
+}
+
+/// `ssh-keygen -s` issuing certificates one process at a time, with a CA of the same type
+/// (an RSA CA signs rsa-sha2-512, as kmssh's does by default).
+fn ssh_keygen_rate(spec: KeySpec, runs: usize) -> Option<f64> {
     let dir = tempfile::tempdir().ok()?;
-    let bits = &algorithm.curve_name()[2..];
+    let (key_type, bits) = ssh_keygen_type(spec);
     let ca = dir.path().join("ca");
     let user = dir.path().join("user.pub");
     let made = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-N", "", "-t", "ecdsa", "-b", bits, "-f"])
+        .args(["-q", "-N", "", "-t", key_type, "-b", &bits, "-f"])
         .arg(&ca)
         .status()
         .ok()?;
@@ -130,8 +152,8 @@ fn main() {
         "kmssh local backend, {budget:?} per measurement, {cores} cores, batch concurrency {BATCH_CONCURRENCY}"
     );
     println!(
-        "{:<7} {:<11} {:>12} {:>14} {:>10} {:>14} {:>10} {:>15} {:>12}",
-        "curve",
+        "{:<9} {:<11} {:>12} {:>14} {:>10} {:>14} {:>10} {:>15} {:>12}",
+        "CA key",
         "engine",
         "raw sig/s",
         "certs/s 1core",
@@ -142,13 +164,16 @@ fn main() {
         "1core/keygen"
     );
     let subject = parse_subject_key(SUBJECT).expect("subject");
-    let digests: Vec<_> = (0..256u32).map(|i| i.to_le_bytes()).collect();
-    for algorithm in Algorithm::ALL {
-        let keygen = ssh_keygen_rate(algorithm, keygen_runs);
+    // Certificate-sized messages: what an Ed25519 CA signs whole, the others hash.
+    let messages: Vec<Vec<u8>> = (0..256u32)
+        .map(|i| [i.to_le_bytes().as_slice(), &[0x5a; 300]].concat())
+        .collect();
+    for spec in SPECS {
+        let keygen = ssh_keygen_rate(spec, keygen_runs);
         for &engine in SigningEngine::available() {
             let key = Arc::new(
                 LocalKey::generate(
-                    algorithm,
+                    spec,
                     LocalOptions {
                         engine: Some(engine),
                         ..LocalOptions::default()
@@ -156,11 +181,24 @@ fn main() {
                 )
                 .expect("key"),
             );
-            let prepared: Vec<_> = digests.iter().map(|m| algorithm.digest(m)).collect();
+            // The raw rate: what the engine signs, the hashing of pre-hashed
+            // algorithms done beforehand (as a KMS receives only the digest).
+            let algorithm = key.algorithm();
+            let prepared: Vec<Vec<u8>> = messages
+                .iter()
+                .map(|m| algorithm.digest(m).map_or_else(|| m.clone(), |d| d.to_vec()))
+                .collect();
+            let input = |bytes: &[u8]| -> SigningInput<'_> {
+                if algorithm.is_prehashed() {
+                    SigningInput::Digest(bytes)
+                } else {
+                    SigningInput::Message(bytes)
+                }
+            };
             let mut i = 0usize;
             let raw = measure(budget, || {
                 i = (i + 1) % prepared.len();
-                std::hint::black_box(key.sign_digest_sync(&prepared[i]).expect("sign"));
+                std::hint::black_box(key.sign_sync(algorithm, input(&prepared[i])).expect("sign"));
             });
 
             let one_core = tokio::runtime::Builder::new_current_thread()
@@ -186,8 +224,8 @@ fn main() {
                 None => ("n/a".to_owned(), "n/a".to_owned()),
             };
             println!(
-                "{:<7} {:<11} {:>12.0} {:>14.0} {:>10.2} {:>14.0} {:>10.2} {:>15} {:>12}",
-                algorithm.curve_name(),
+                "{:<9} {:<11} {:>12.0} {:>14.0} {:>10.2} {:>14.0} {:>10.2} {:>15} {:>12}",
+                spec.to_string().trim_start_matches("ECDSA "),
                 engine.as_str(),
                 raw,
                 certs,
