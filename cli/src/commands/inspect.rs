@@ -60,6 +60,7 @@ fn print_certificate(path: &Path, cert: &Certificate, json: bool) {
             "cert_type": cert.cert_type().as_str(),
             "public_key": fingerprint(inner.public_key()),
             "signing_ca": fingerprint(inner.signature_key()),
+            "signature_algorithm": inner.signature().algorithm().as_str(),
             "key_id": inner.key_id(),
             "serial": inner.serial(),
             "valid_after": inner.valid_after(),
@@ -88,7 +89,9 @@ fn print_certificate(path: &Path, cert: &Certificate, json: bool) {
         "        Signing CA: {} {} (using {})",
         type_label(&inner.signature_key().algorithm()),
         fingerprint(inner.signature_key()),
-        inner.signature_key().algorithm()
+        // The signature's algorithm, as ssh-keygen shows it: an RSA CA's key type is
+        // `ssh-rsa` but it signs `rsa-sha2-512` or `rsa-sha2-256`.
+        inner.signature().algorithm()
     );
     println!("        Key ID: \"{}\"", show(inner.key_id()));
     println!("        Serial: {}", inner.serial());
