@@ -71,7 +71,7 @@ fn create_refuses_sizes_and_curves_the_type_does_not_take() {
     let dir = tempfile::tempdir().expect("dir");
     for args in [
         &["--type", "rsa", "--bits", "1024"][..],
-        &["--type", "rsa", "--bits", "3000"],
+        &["--type", "rsa", "--bits", "3001"],
         &["--type", "ed25519", "--bits", "256"],
         &["--type", "rsa", "--curve", "p256"],
         &["--type", "ecdsa", "--bits", "2048"],
