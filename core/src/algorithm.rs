@@ -192,6 +192,10 @@ impl HashAlgorithm {
 
     /// Length in bytes of the digest.
     #[must_use]
+    #[allow(
+        clippy::len_without_is_empty,
+        reason = "the hash's output length; a digest is never empty"
+    )]
     pub fn len(self) -> usize {
         match self {
             Self::Sha256 => 32,

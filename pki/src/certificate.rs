@@ -159,11 +159,11 @@ pub fn ssh_signature_algorithm(
     };
     match requested {
         Some(algorithm) if algorithm.ssh_name().is_none() => Err(refuse(format!(
-            "SSH defines no {algorithm} signature: use rsa-sha2-512 or rsa-sha2-256"
+            ": SSH defines no {algorithm} signature: use rsa-sha2-512 or rsa-sha2-256"
         ))),
         Some(algorithm) if offered.contains(&algorithm) => Ok(algorithm),
         Some(algorithm) => Err(refuse(format!(
-            "the key cannot sign {}; it signs {}",
+            ": the key cannot sign {}; it signs {}",
             algorithm.ssh_name().unwrap_or_default(),
             ssh_names(offered)
         ))),
@@ -171,7 +171,7 @@ pub fn ssh_signature_algorithm(
             .iter()
             .copied()
             .find(|a| a.ssh_name().is_some())
-            .ok_or_else(|| refuse("the key signs no algorithm SSH defines".to_owned())),
+            .ok_or_else(|| refuse(": the key signs no algorithm SSH defines".to_owned())),
     }
 }
 
@@ -351,6 +351,13 @@ impl Certificate {
                     .fingerprint(HashAlg::Sha256)
                     .to_string(),
                 trusted: ca.fingerprint(HashAlg::Sha256).to_string(),
+            });
+        }
+        // sshd refuses SHA-1 CA signatures (CASignatureAlgorithms, OpenSSH 8.2): refused by
+        // name here rather than left to which hashes ssh-key happens to be built with.
+        if cert.signature().algorithm() == (ssh_key::Algorithm::Rsa { hash: None }) {
+            return fail(VerifyFailure::Malformed {
+                detail: "signed with ssh-rsa (RSA with SHA-1), which sshd refuses as a CA signature algorithm".into(),
             });
         }
         let verified = self
@@ -600,4 +607,64 @@ pub async fn issue_with_nonce(
         ));
     }
     Ok(certificate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mpints_are_minimal_and_positive_as_ssh_key_encodes_them() {
+        for (magnitude, encoded) in [
+            (&[][..], &[0, 0, 0, 0][..]),
+            (&[0, 0], &[0, 0, 0, 0]),
+            (&[0, 0x7f], &[0, 0, 0, 1, 0x7f]),
+            (&[0x80], &[0, 0, 0, 2, 0, 0x80]),
+            (&[0, 0, 0x80, 1], &[0, 0, 0, 3, 0, 0x80, 1]),
+            (&[1, 0, 1], &[0, 0, 0, 3, 1, 0, 1]),
+        ] {
+            let mut ours = Vec::new();
+            put_positive_mpint(&mut ours, magnitude);
+            assert_eq!(ours, encoded, "{magnitude:?}");
+            let theirs = ssh_key::Mpint::from_positive_bytes(magnitude)
+                .encode_vec()
+                .expect("encodes");
+            assert_eq!(ours, theirs, "{magnitude:?}");
+        }
+    }
+
+    #[test]
+    fn rsa_and_ed25519_blobs_are_ssh_keys_encoding() {
+        // RFC 8410 / RFC 8032 test vector 1's public key.
+        let ed25519 = PublicKey::ed25519(&[
+            0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64,
+            0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68,
+            0xf7, 0x07, 0x51, 0x1a,
+        ])
+        .expect("Ed25519 key");
+        // A 2048-bit modulus (top bit set, so its mpint takes a zero byte) and e = 65537.
+        let mut n = vec![0xc5u8; 256];
+        n[255] = 0x01;
+        let rsa = PublicKey::rsa(
+            kmssh_core::rsa::PublicKey::new(
+                kmssh_core::rsa::BoxedUint::from_be_slice_vartime(&n),
+                kmssh_core::rsa::BoxedUint::from(65_537u32),
+            )
+            .expect("RSA key"),
+        )
+        .expect("2048 bits");
+        for key in [ed25519, rsa] {
+            let blob = ssh_key_blob(&key);
+            assert_eq!(
+                blob,
+                ssh_public_key(&key).encode_vec().expect("encodes"),
+                "{}",
+                key.description()
+            );
+            assert_eq!(
+                key_fields(&blob).map(<[u8]>::len),
+                Some(blob.len() - 4 - ssh_key_type(&key).len())
+            );
+        }
+    }
 }

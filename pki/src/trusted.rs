@@ -109,12 +109,13 @@ mod tests {
     #[tokio::test]
     async fn any_trusted_ca_that_signed_the_certificate_is_enough() {
         use kmssh_backend_local::{LocalKey, LocalOptions};
-        use kmssh_core::{Algorithm, KmsKey as _};
-        let key = |algorithm| LocalKey::generate(algorithm, LocalOptions::default()).expect("key");
+        use kmssh_core::{Curve, KeySpec, KmsKey as _};
+        let key = |spec| LocalKey::generate(spec, LocalOptions::default()).expect("key");
+        // One CA of each family in the trusted file, as fleets migrating CAs have them.
         let (ca, other, third) = (
-            key(Algorithm::EcdsaP256Sha256),
-            key(Algorithm::EcdsaP384Sha384),
-            key(Algorithm::EcdsaP256Sha256),
+            key(KeySpec::Rsa(2048)),
+            key(KeySpec::Ed25519),
+            key(KeySpec::Ecdsa(Curve::P256)),
         );
         let subject = crate::parse_subject_key(ED25519).expect("subject");
         let mut params = crate::CertificateParameters::user();

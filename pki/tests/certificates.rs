@@ -1,16 +1,23 @@
 //! Issuing and verifying certificates: the encoder agrees byte for byte with `ssh-key`'s
-//! builder, every subject key type is accepted, and verification catches each failure.
+//! builder for ECDSA, RSA and Ed25519 CAs, `ssh-keygen -L` names each CA key type and
+//! signature algorithm (`rsa-sha2-512` by default, `rsa-sha2-256` on request), algorithms
+//! SSH cannot carry are refused before signing, every subject key type is accepted, and
+//! verification catches each failure.
+
+mod common;
 
 use std::path::Path;
 use std::process::Command;
 
+use common::{Provider, SPECS, key, ssh_keygen_label};
 use kmssh_backend_local::{LocalKey, LocalOptions, SigningEngine};
-use kmssh_core::{Algorithm, KmsKey};
+use kmssh_core::{Algorithm, Curve, ErrorKind, KeyFamily, KeySpec, KmsKey};
+use kmssh_pki::ssh_key::HashAlg;
 use kmssh_pki::ssh_key::public::{Ed25519PublicKey, KeyData, SkEd25519};
 use kmssh_pki::{
     Certificate, CertificateParameters, CertificateType, CriticalOption, Error, Extension, Field,
     VerifyFailure, VerifyOptions, cert_path_for, issue, issue_at, issue_with_nonce,
-    parse_subject_key, pubkey_string, ssh_public_key,
+    parse_subject_key, pubkey_string, ssh_key_type, ssh_public_key, ssh_signature_algorithm,
 };
 
 const NOW: u64 = 1_750_000_000;
@@ -37,34 +44,50 @@ fn subject_from(path: &Path) -> KeyData {
     parse_subject_key(&line).expect("subject")
 }
 
+/// `ssh-keygen` arguments for a CA key of each type.
+const SSH_KEYGEN_CAS: [(&str, &[&str]); 6] = [
+    ("p256", &["-t", "ecdsa", "-b", "256"]),
+    ("p384", &["-t", "ecdsa", "-b", "384"]),
+    ("p521", &["-t", "ecdsa", "-b", "521"]),
+    ("rsa2048", &["-t", "rsa", "-b", "2048"]),
+    ("rsa4096", &["-t", "rsa", "-b", "4096"]),
+    ("ed25519", &["-t", "ed25519"]),
+];
+
 #[tokio::test]
 async fn encoding_matches_ssh_key_builder_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
-    use kmssh_pki::ssh_key::{EcdsaCurve, getrandom::SysRng, rand_core::UnwrapErr};
-    for (bits, curve) in [
-        ("256", EcdsaCurve::NistP256),
-        ("384", EcdsaCurve::NistP384),
-        ("521", EcdsaCurve::NistP521),
-    ] {
-        // The CA is made by ssh-key and read back by the local backend: the same key on both sides.
-        let ca_private = kmssh_pki::ssh_key::PrivateKey::random(
-            &mut UnwrapErr(SysRng),
-            kmssh_pki::ssh_key::Algorithm::Ecdsa { curve },
-        )
-        .expect("ssh-key generates");
-        let ca_path = dir.path().join(format!("ca{bits}"));
-        ca_private
-            .write_openssh_file(&ca_path, Default::default())
-            .expect("write CA");
-        let subject_path = ssh_keygen(dir.path(), &format!("user{bits}"), &["-t", "ed25519"]);
-        // RustCrypto signs deterministically (RFC 6979), as ssh-key's builder does.
+    let subject_path = ssh_keygen(dir.path(), "user", &["-t", "ed25519"]);
+    let subject = subject_from(&subject_path);
+    for (name, args) in SSH_KEYGEN_CAS {
+        // The CA is made by ssh-keygen and read by both ssh-key and the local backend: the
+        // same key on both sides.
+        let ca_path = ssh_keygen(dir.path(), &format!("ca-{name}"), args);
+        let ca_private =
+            kmssh_pki::ssh_key::PrivateKey::read_openssh_file(&ca_path).expect("ssh-key reads");
+        // RustCrypto signs ECDSA deterministically (RFC 6979), as ssh-key's builder does;
+        // RSA PKCS#1 v1.5 and Ed25519 signatures are deterministic in every engine.
         let options = LocalOptions {
             engine: Some(SigningEngine::RustCrypto),
             verify: false,
             ..LocalOptions::default()
         };
         let ca = LocalKey::from_file(&ca_path, options).expect("ca");
-        let subject = subject_from(&subject_path);
+
+        // The CA line is the one ssh-keygen wrote, byte for byte, and ssh-key's encoding.
+        let written = std::fs::read_to_string(ca_path.with_extension("pub")).expect("pub");
+        let written: Vec<&str> = written.split_whitespace().take(2).collect();
+        assert_eq!(
+            pubkey_string(ca.public_key(), ""),
+            written.join(" "),
+            "{name}"
+        );
+        assert_eq!(ssh_key_type(ca.public_key()), written[0], "{name}");
+        assert_eq!(
+            &ssh_public_key(ca.public_key()),
+            ca_private.public_key().key_data(),
+            "{name}"
+        );
 
         let nonce = [7u8; 32];
         let mut params = CertificateParameters::user();
@@ -110,12 +133,13 @@ async fn encoding_matches_ssh_key_builder_byte_for_byte() {
             .expect("o");
         builder.extension("permit-pty", "").expect("e");
         builder.extension("tag@example.com", "v").expect("e");
+        // ssh-key signs RSA certificates rsa-sha2-512, as kmssh does by default.
         let theirs = builder.sign(&ca_private).expect("ssh-key signs");
 
         assert_eq!(
             ours.as_bytes(),
             theirs.to_bytes().expect("bytes").as_slice(),
-            "P-{bits}"
+            "{name}"
         );
     }
 }
@@ -123,7 +147,7 @@ async fn encoding_matches_ssh_key_builder_byte_for_byte() {
 #[tokio::test]
 async fn every_openssh_subject_key_type_is_certified() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
+    let ca = LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default()).expect("ca");
     let mut subjects: Vec<KeyData> = [
         ("ed", vec!["-t", "ed25519"]),
         ("rsa", vec!["-t", "rsa", "-b", "2048"]),
@@ -192,9 +216,9 @@ fn unusable_subject_keys_are_refused() {
 
 #[tokio::test]
 async fn verification_catches_each_failure() {
-    let ca = LocalKey::generate(Algorithm::EcdsaP384Sha384, LocalOptions::default()).expect("ca");
+    let ca = LocalKey::generate(KeySpec::Ecdsa(Curve::P384), LocalOptions::default()).expect("ca");
     let other =
-        LocalKey::generate(Algorithm::EcdsaP384Sha384, LocalOptions::default()).expect("other");
+        LocalKey::generate(KeySpec::Ecdsa(Curve::P384), LocalOptions::default()).expect("other");
     let subject = parse_subject_key(
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR",
     )
@@ -265,7 +289,7 @@ async fn verification_catches_each_failure() {
 
 #[tokio::test]
 async fn output_lines_and_paths() {
-    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
+    let ca = LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default()).expect("ca");
     let line = pubkey_string(ca.public_key(), "my ca");
     assert!(
         line.starts_with("ecdsa-sha2-nistp256 AAAAE2VjZHNh"),
@@ -293,7 +317,7 @@ async fn output_lines_and_paths() {
 
 #[tokio::test]
 async fn nothing_is_signed_for_bad_parameters() {
-    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
+    let ca = LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default()).expect("ca");
     let subject = parse_subject_key(
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR",
     )
@@ -306,19 +330,346 @@ async fn nothing_is_signed_for_bad_parameters() {
 }
 
 #[tokio::test]
-async fn pubkey_lines_carry_ssh_keys_encoding_on_every_curve() {
+async fn pubkey_lines_carry_ssh_keys_encoding_for_every_key_type() {
     use kmssh_pki::ssh_key::encoding::Encode as _;
-    for algorithm in Algorithm::ALL {
-        let ca = LocalKey::generate(algorithm, LocalOptions::default()).expect("ca");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for spec in SPECS {
+        let ca = key(spec);
         let line = pubkey_string(ca.public_key(), "ca");
         let blob = ssh_public_key(ca.public_key())
             .encode_vec()
             .expect("ssh-key encodes");
         let parsed = kmssh_pki::ssh_key::PublicKey::from_openssh(&line).expect("parses");
-        assert_eq!(parsed.to_bytes().expect("bytes"), blob, "{algorithm}");
-        assert!(
-            line.starts_with(&format!("{} ", algorithm.ssh_name())),
-            "{line}"
+        assert_eq!(parsed.to_bytes().expect("bytes"), blob, "{spec}");
+        assert_eq!(
+            parsed.key_data(),
+            &ssh_public_key(ca.public_key()),
+            "{spec}"
         );
+        let key_type = match spec {
+            KeySpec::Ecdsa(curve) => format!("ecdsa-sha2-{}", curve.ssh_name()),
+            KeySpec::Rsa(_) => "ssh-rsa".to_owned(),
+            KeySpec::Ed25519 => "ssh-ed25519".to_owned(),
+        };
+        assert_eq!(ssh_key_type(ca.public_key()), key_type);
+        assert!(line.starts_with(&format!("{key_type} ")), "{line}");
+
+        // ssh-keygen reads the line and agrees on the fingerprint and the size.
+        let path = dir.path().join("ca.pub");
+        std::fs::write(&path, format!("{line}\n")).expect("write");
+        let out = Command::new("ssh-keygen")
+            .args(["-l", "-E", "sha256", "-f"])
+            .arg(&path)
+            .output()
+            .expect("ssh-keygen -l");
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{spec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bits = match spec {
+            KeySpec::Ecdsa(Curve::P256) | KeySpec::Ed25519 => 256,
+            KeySpec::Ecdsa(Curve::P384) => 384,
+            KeySpec::Ecdsa(Curve::P521) => 521,
+            KeySpec::Rsa(bits) => bits,
+        };
+        let fingerprint = parsed.fingerprint(HashAlg::Sha256).to_string();
+        assert_eq!(
+            listed.trim(),
+            format!("{bits} {fingerprint} ca ({})", ssh_keygen_label(spec)),
+            "{spec}"
+        );
+    }
+}
+
+fn ed25519_subject() -> KeyData {
+    parse_subject_key(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR",
+    )
+    .expect("subject")
+}
+
+/// `ssh-keygen -L` of a certificate: its "Signing CA:" line.
+fn signing_ca_line(dir: &Path, cert: &Certificate) -> String {
+    let path = dir.join("id-cert.pub");
+    std::fs::write(&path, format!("{}\n", cert.cert_string("id"))).expect("write");
+    let out = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(&path)
+        .output()
+        .expect("ssh-keygen -L");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Signing CA: ").map(str::to_owned))
+        .expect("a Signing CA line")
+}
+
+#[tokio::test]
+async fn ssh_keygen_lists_certificates_from_every_ca_key_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let subject = ed25519_subject();
+    for spec in SPECS {
+        let ca = key(spec);
+        let ca_key = ssh_public_key(ca.public_key());
+        let fingerprint = ca_key.fingerprint(HashAlg::Sha256);
+        // (asked for, SSH signature algorithm expected)
+        let cases: Vec<(Option<Algorithm>, &str)> = match spec.family() {
+            KeyFamily::Rsa => vec![
+                (None, "rsa-sha2-512"),
+                (Some(Algorithm::RsaPkcs1Sha512), "rsa-sha2-512"),
+                (Some(Algorithm::RsaPkcs1Sha256), "rsa-sha2-256"),
+            ],
+            _ => {
+                let only = spec.algorithms()[0];
+                vec![
+                    (None, only.ssh_name().expect("SSH name")),
+                    (Some(only), only.ssh_name().expect("SSH name")),
+                ]
+            }
+        };
+        for (asked, expected) in cases {
+            let mut params = CertificateParameters::user();
+            params.principal("alice").expect("principal");
+            if let Some(algorithm) = asked {
+                params.ca_signature_algorithm_is(algorithm).expect("once");
+            }
+            assert_eq!(
+                ssh_signature_algorithm(&ca, asked)
+                    .expect("chosen")
+                    .ssh_name(),
+                Some(expected)
+            );
+            let cert = issue(&ca, &subject, &params).await.expect("issued");
+            let what = format!("{spec} {asked:?}");
+            assert_eq!(
+                cert.as_ssh_key().signature().algorithm().as_str(),
+                expected,
+                "{what}"
+            );
+            assert_eq!(
+                signing_ca_line(dir.path(), &cert),
+                format!(
+                    "{} {fingerprint} (using {expected})",
+                    ssh_keygen_label(spec)
+                ),
+                "{what}"
+            );
+            cert.verify(
+                &ca_key,
+                &VerifyOptions {
+                    principal: Some("alice".into()),
+                    cert_type: Some(CertificateType::User),
+                    ..VerifyOptions::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+            // ssh-key's own check, over its own encoding of the signed fields.
+            cert.as_ssh_key()
+                .validate([&fingerprint])
+                .unwrap_or_else(|e| panic!("{what}: ssh-key: {e}"));
+
+            // One flipped bit in the CA signature fails both.
+            let mut tampered = cert.as_bytes().to_vec();
+            let last = tampered.len() - 1;
+            tampered[last] ^= 1;
+            let tampered = Certificate::from_bytes(&tampered).expect("still parses");
+            assert!(
+                matches!(
+                    tampered.verify(&ca_key, &VerifyOptions::default()),
+                    Err(Error::Verify(VerifyFailure::BadSignature))
+                ),
+                "{what}"
+            );
+            assert!(tampered.as_ssh_key().validate([&fingerprint]).is_err());
+        }
+    }
+}
+
+#[tokio::test]
+async fn signature_algorithms_ssh_cannot_carry_are_refused_before_signing() {
+    let subject = ed25519_subject();
+    let rsa = Provider::unbound(key(KeySpec::Rsa(2048)));
+    let ed25519 = Provider::unbound(key(KeySpec::Ed25519));
+    let p256 = Provider::unbound(key(KeySpec::Ecdsa(Curve::P256)));
+    for (ca, asked, says) in [
+        (
+            &rsa,
+            Algorithm::RsaPkcs1Sha384,
+            "unsupported key type `RSA-2048`: SSH defines no RSA PKCS#1 v1.5 SHA-384 signature: use rsa-sha2-512 or rsa-sha2-256",
+        ),
+        (
+            &ed25519,
+            Algorithm::RsaPkcs1Sha256,
+            "unsupported key type `Ed25519`: the key cannot sign rsa-sha2-256; it signs ssh-ed25519",
+        ),
+        (
+            &ed25519,
+            Algorithm::RsaPkcs1Sha512,
+            "the key cannot sign rsa-sha2-512; it signs ssh-ed25519",
+        ),
+        (
+            &p256,
+            Algorithm::Ed25519,
+            "the key cannot sign ssh-ed25519; it signs ecdsa-sha2-nistp256",
+        ),
+        (
+            &rsa,
+            Algorithm::EcdsaP256Sha256,
+            "the key cannot sign ecdsa-sha2-nistp256; it signs rsa-sha2-512, rsa-sha2-256",
+        ),
+    ] {
+        let mut params = CertificateParameters::user();
+        params.principal("alice").expect("principal");
+        params.ca_signature_algorithm_is(asked).expect("once");
+        let err = issue(ca, &subject, &params).await.expect_err("refused");
+        assert!(
+            matches!(
+                err,
+                Error::UnsupportedKey {
+                    field: Field::CaKey,
+                    ..
+                }
+            ),
+            "{asked}: {err:?}"
+        );
+        assert_eq!(err.kind(), ErrorKind::UnsupportedAlgorithm);
+        assert!(err.to_string().contains(says), "{err} should say {says:?}");
+        assert_eq!(ca.inner().calls(), 0, "{asked}: nothing signed");
+    }
+    // sshd's default CASignatureAlgorithms refuse ssh-rsa (SHA-1): it cannot be asked for.
+    let err = "ssh-rsa".parse::<Algorithm>().expect_err("SHA-1");
+    assert_eq!(err.kind(), ErrorKind::UnsupportedAlgorithm);
+
+    // The choice is made once.
+    let mut params = CertificateParameters::user();
+    params
+        .ca_signature_algorithm_is(Algorithm::RsaPkcs1Sha256)
+        .expect("first");
+    let err = params
+        .ca_signature_algorithm_is(Algorithm::RsaPkcs1Sha512)
+        .expect_err("second");
+    assert_eq!(err.offending_field(), Some(Field::SignatureAlgorithm));
+}
+
+#[tokio::test]
+async fn a_key_bound_to_one_hash_signs_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let subject = ed25519_subject();
+    let mut params = CertificateParameters::user();
+    params.principal("alice").expect("principal");
+
+    // A Cloud KMS RSA_SIGN_PKCS1_2048_SHA256 key: rsa-sha2-256 by default.
+    let sha256_only = Provider::new(key(KeySpec::Rsa(2048)), &[Algorithm::RsaPkcs1Sha256], None);
+    let ca_key = ssh_public_key(sha256_only.public_key());
+    let cert = issue(&sha256_only, &subject, &params)
+        .await
+        .expect("issued");
+    assert_eq!(sha256_only.inner().calls(), 1);
+    assert_eq!(
+        signing_ca_line(dir.path(), &cert),
+        format!(
+            "RSA {} (using rsa-sha2-256)",
+            ca_key.fingerprint(HashAlg::Sha256)
+        )
+    );
+    cert.verify(&ca_key, &VerifyOptions::default())
+        .expect("verifies");
+    // …and nothing else.
+    let mut sha512 = params.clone();
+    sha512
+        .ca_signature_algorithm_is(Algorithm::RsaPkcs1Sha512)
+        .expect("once");
+    let err = issue(&sha256_only, &subject, &sha512)
+        .await
+        .expect_err("not this key's hash");
+    assert!(err.to_string().contains("it signs rsa-sha2-256"), "{err}");
+
+    // An RSA key that signs only SHA-384 signs nothing SSH defines.
+    let sha384_only = Provider::new(key(KeySpec::Rsa(2048)), &[Algorithm::RsaPkcs1Sha384], None);
+    let err = issue(&sha384_only, &subject, &params)
+        .await
+        .expect_err("no SSH algorithm");
+    assert!(
+        err.to_string().contains("signs no algorithm SSH defines"),
+        "{err}"
+    );
+    assert_eq!(sha384_only.inner().calls(), 0);
+}
+
+#[tokio::test]
+async fn an_ed25519_certificate_over_the_providers_message_limit_is_refused_before_signing() {
+    // AWS KMS signs at most 4096 bytes of Ed25519 message; a certificate signs its whole
+    // to-be-signed bytes.
+    let ca = Provider::new(key(KeySpec::Ed25519), &[Algorithm::Ed25519], Some(4096));
+    let subject = ed25519_subject();
+    let mut small = CertificateParameters::user();
+    small.principal("alice").expect("principal");
+    let cert = issue(&ca, &subject, &small)
+        .await
+        .expect("a small one is signed");
+    cert.verify(&ssh_public_key(ca.public_key()), &VerifyOptions::default())
+        .expect("verifies");
+    assert_eq!(ca.inner().calls(), 1);
+
+    let mut large = CertificateParameters::user();
+    large
+        .principals((0..100).map(|i| format!("principal-{i:03}-{}", "x".repeat(40))))
+        .expect("principals");
+    let err = issue(&ca, &subject, &large).await.expect_err("too large");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(matches!(err, Error::Signing(_)), "{err:?}");
+    assert!(err.to_string().contains("at most 4096 bytes"), "{err}");
+    assert_eq!(ca.inner().calls(), 1, "refused before the call");
+}
+
+#[test]
+fn certificates_ssh_keygen_signs_with_an_rsa_ca_verify_unless_signed_with_sha1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_path = ssh_keygen(dir.path(), "ca", &["-t", "rsa", "-b", "2048"]);
+    let ca_line = std::fs::read_to_string(ca_path.with_extension("pub")).expect("ca.pub");
+    let ca_key = kmssh_pki::ssh_key::PublicKey::from_openssh(ca_line.trim())
+        .expect("CA key")
+        .key_data()
+        .clone();
+    let user = ssh_keygen(dir.path(), "user", &["-t", "ed25519"]);
+    // sshd's default CASignatureAlgorithms have refused `ssh-rsa` (SHA-1) since 8.2.
+    for (algorithm, accepted) in [
+        ("rsa-sha2-512", true),
+        ("rsa-sha2-256", true),
+        ("ssh-rsa", false),
+    ] {
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-I", "id", "-n", "alice", "-t", algorithm, "-s"])
+            .arg(&ca_path)
+            .arg(user.with_extension("pub"))
+            .output()
+            .expect("ssh-keygen -s");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = std::fs::read_to_string(dir.path().join("user-cert.pub")).expect("cert");
+        let cert = Certificate::from_openssh(&line).expect("parses");
+        assert_eq!(
+            cert.as_ssh_key().signature().algorithm().as_str(),
+            algorithm
+        );
+        let verdict = cert.verify(&ca_key, &VerifyOptions::default());
+        if accepted {
+            verdict.unwrap_or_else(|e| panic!("{algorithm}: {e}"));
+        } else {
+            assert!(
+                matches!(&verdict, Err(Error::Verify(VerifyFailure::Malformed { detail })) if detail.contains("ssh-rsa")),
+                "{algorithm}: {verdict:?}"
+            );
+        }
     }
 }

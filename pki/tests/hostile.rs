@@ -2,7 +2,7 @@
 //! must now be refused, or issued exactly as OpenSSH would honour it.
 
 use kmssh_backend_local::{LocalKey, LocalOptions};
-use kmssh_core::{Algorithm, KmsKey};
+use kmssh_core::{Curve, KeySpec, KmsKey};
 use kmssh_pki::ssh_key::certificate::{Builder, CertType};
 use kmssh_pki::ssh_key::encoding::Encode;
 use kmssh_pki::ssh_key::public::KeyData;
@@ -155,7 +155,7 @@ async fn a_host_request_with_user_extensions_is_issued_as_asked() {
             .expect("a host request with extensions");
     assert_eq!(request.cert_type, CertificateType::Host);
     assert_eq!(request.extensions.len(), 6);
-    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
+    let ca = LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default()).expect("ca");
     let params = request.to_parameters(false).expect("parameters");
     let cert = issue_at(&ca, &request.public_key, &params, NOW)
         .await
@@ -165,9 +165,9 @@ async fn a_host_request_with_user_extensions_is_issued_as_asked() {
 
 #[tokio::test]
 async fn a_certificate_too_large_for_sshd_is_refused_before_signing() {
-    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
+    let ca = LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default()).expect("ca");
     let subject = ssh_public_key(
-        LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default())
+        LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default())
             .expect("s")
             .public_key(),
     );
@@ -292,10 +292,10 @@ fn replace_once(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn verify_checks_the_bytes_received_not_a_re_encoding() {
-    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
+    let ca = LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default()).expect("ca");
     let ca_key = ssh_public_key(ca.public_key());
     let subject = ssh_public_key(
-        LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default())
+        LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default())
             .expect("s")
             .public_key(),
     );
@@ -340,10 +340,7 @@ async fn verify_checks_the_bytes_received_not_a_re_encoding() {
         s.len()
     };
     let tbs = &tampered.as_bytes()[..tampered.as_bytes().len() - signature_len];
-    let signature = ca
-        .sign_digest(&ca.algorithm().digest(tbs))
-        .await
-        .expect("signs");
+    let signature = ca.sign_message(tbs).await.expect("signs");
     let mut resigned = tbs.to_vec();
     ssh_signature(&signature)
         .expect("ssh form")

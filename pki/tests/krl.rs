@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kmssh_backend_local::{LocalKey, LocalOptions};
-use kmssh_core::{Algorithm, KmsKey as _};
+use kmssh_core::{Curve, KeySpec, KmsKey as _};
 use kmssh_pki::krl::{Krl, Revoked};
 use kmssh_pki::ssh_key::public::KeyData;
 use kmssh_pki::{
@@ -97,7 +97,7 @@ fn scattered_ranges(total: u64) -> Vec<(u64, u64)> {
 async fn ssh_keygen_and_kmssh_agree_on_krls_written_by_either() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
+    let ca = LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default()).expect("ca");
     let ca_key = ssh_public_key(ca.public_key());
     std::fs::write(d.join("ca.pub"), pubkey_string(ca.public_key(), "ca")).expect("ca.pub");
     let (_, user) = new_key(d, "user");
@@ -204,6 +204,64 @@ async fn ssh_keygen_and_kmssh_agree_on_krls_written_by_either() {
             ssh_keygen_says_revoked(d, "ours.krl", path),
             revoked.is_some()
         );
+    }
+}
+
+#[tokio::test]
+async fn krls_for_rsa_and_ed25519_cas_agree_with_ssh_keygen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (_, user) = new_key(d, "user");
+    for spec in [KeySpec::Rsa(2048), KeySpec::Ed25519] {
+        let ca = LocalKey::generate(spec, LocalOptions::default()).expect("ca");
+        let ca_key = ssh_public_key(ca.public_key());
+        std::fs::write(d.join("ca.pub"), pubkey_string(ca.public_key(), "ca")).expect("ca.pub");
+        std::fs::write(d.join("spec"), "serial: 5-9\nid: lost-laptop\n").expect("spec");
+        let out = ssh_keygen(d, &["-k", "-f", "theirs.krl", "-s", "ca.pub", "spec"]);
+        assert!(out.status.success(), "{spec}: ssh-keygen -k: {out:?}");
+        let theirs = Krl::from_bytes(&std::fs::read(d.join("theirs.krl")).expect("theirs"))
+            .expect("we read ssh-keygen's KRL");
+        let mut ours = Krl::new();
+        ours.revoke_serials(Some(&ca_key), 5, 9).expect("revoke");
+        ours.revoke_key_id(Some(&ca_key), "lost-laptop")
+            .expect("key id");
+        std::fs::write(d.join("ours.krl"), ours.to_bytes()).expect("write");
+        // ssh-keygen's KRL names the CA by the blob it read from our line: its revocations
+        // reach our certificates only if that blob is the one they carry (below).
+        assert_eq!(theirs.counts(), ours.counts(), "{spec}");
+
+        for (serial, key_id, revoked) in [
+            (4, "probe", false),
+            (5, "probe", true),
+            (9, "probe", true),
+            (10, "probe", false),
+            (11, "lost-laptop", true),
+        ] {
+            let mut params = CertificateParameters::user();
+            params
+                .principal("alice")
+                .and_then(|p| p.serial(serial))
+                .and_then(|p| p.key_id(key_id))
+                .expect("params");
+            let cert = issue_at(&ca, &user, &params, unix_now())
+                .await
+                .expect("issued");
+            let path = d.join("probe-cert.pub");
+            std::fs::write(&path, cert.cert_string("")).expect("write");
+            let what = format!("{spec} serial {serial} key id {key_id}");
+            assert_eq!(
+                ssh_keygen_says_revoked(d, "ours.krl", &path),
+                revoked,
+                "{what}"
+            );
+            assert_eq!(
+                ssh_keygen_says_revoked(d, "theirs.krl", &path),
+                revoked,
+                "{what}"
+            );
+            assert_eq!(ours.check_certificate(&cert).is_some(), revoked, "{what}");
+            assert_eq!(theirs.check_certificate(&cert).is_some(), revoked, "{what}");
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use base64ct::{Base64, Encoding as _};
 use kmssh_backend_local::{LocalKey, LocalOptions};
-use kmssh_core::{Algorithm, EcPublicKey, KmsKey};
+use kmssh_core::{Curve, EcPublicKey, KeySpec, KmsKey};
 use kmssh_pki::subject_key::{MAX_RSA_BITS, MIN_RSA_BITS};
 use kmssh_pki::{CertificateParameters, Error, Field, check_subject_key, issue, parse_subject_key};
 use sha2::Digest as _;
@@ -246,29 +246,31 @@ fn accepted(blob: &[u8]) {
     check_subject_key(&key).expect("checked");
 }
 
-fn local_point(algorithm: Algorithm) -> Vec<u8> {
-    LocalKey::generate(algorithm, LocalOptions::default())
+fn local_point(ec: Curve) -> Vec<u8> {
+    LocalKey::generate(KeySpec::Ecdsa(ec), LocalOptions::default())
         .expect("local key")
         .public_key()
+        .as_ecdsa()
+        .expect("an ECDSA key")
         .to_sec1_bytes()
 }
 
-fn ecdsa_blob(algorithm: Algorithm, curve_name: &str, point: &[u8]) -> Vec<u8> {
+fn ecdsa_blob(ec: Curve, curve_name: &str, point: &[u8]) -> Vec<u8> {
     blob(&[
-        algorithm.ssh_name().as_bytes(),
+        format!("ecdsa-sha2-{}", ec.ssh_name()).as_bytes(),
         curve_name.as_bytes(),
         point,
     ])
 }
 
 /// The uncompressed point with the smallest `x` from `start` on (`x` = `start` + k).
-fn point_from_x(algorithm: Algorithm, start: &[u8]) -> Vec<u8> {
-    assert_eq!(start.len(), algorithm.field_len(), "one field element");
+fn point_from_x(ec: Curve, start: &[u8]) -> Vec<u8> {
+    assert_eq!(start.len(), ec.field_len(), "one field element");
     let mut x = start.to_vec();
     loop {
         let mut compressed = vec![0x02];
         compressed.extend_from_slice(&x);
-        if let Ok(key) = EcPublicKey::from_sec1_bytes(algorithm, &compressed) {
+        if let Ok(key) = EcPublicKey::from_sec1_bytes(ec, &compressed) {
             return key.to_sec1_bytes();
         }
         add_small(&mut x, 1);
@@ -276,15 +278,13 @@ fn point_from_x(algorithm: Algorithm, start: &[u8]) -> Vec<u8> {
 }
 
 /// The group order of each curve, big-endian, one field element long.
-fn order(algorithm: Algorithm) -> Vec<u8> {
-    hex(match algorithm {
-        Algorithm::EcdsaP256Sha256 => {
-            "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"
-        }
-        Algorithm::EcdsaP384Sha384 => {
+fn order(ec: Curve) -> Vec<u8> {
+    hex(match ec {
+        Curve::P256 => "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551",
+        Curve::P384 => {
             "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973"
         }
-        Algorithm::EcdsaP521Sha512 => concat!(
+        Curve::P521 => concat!(
             "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
             "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409"
         ),
@@ -307,15 +307,15 @@ async fn good_keys_of_every_type_pass_and_are_certified() {
     .iter()
     .map(|(name, args)| ssh_keygen(dir.path(), name, args))
     .collect();
-    for algorithm in Algorithm::ALL {
-        let point = local_point(algorithm);
-        lines.push(line(&ecdsa_blob(algorithm, algorithm.ssh_curve(), &point)));
+    for ec in Curve::ALL {
+        let point = local_point(ec);
+        lines.push(line(&ecdsa_blob(ec, ec.ssh_name(), &point)));
     }
     // Security keys cannot be made without an authenticator: their blobs are built.
     let sk_ecdsa = blob(&[
         b"sk-ecdsa-sha2-nistp256@openssh.com",
         b"nistp256",
-        &local_point(Algorithm::EcdsaP256Sha256),
+        &local_point(Curve::P256),
         b"ssh:",
     ]);
     lines.push(line(&sk_ecdsa));
@@ -333,7 +333,7 @@ async fn good_keys_of_every_type_pass_and_are_certified() {
     let rsa = fields(&lines[1]);
     lines.push(line(&blob(&[b"ssh-rsa", &mpint(&[3]), &mpint(&rsa[2])])));
 
-    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
+    let ca = LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default()).expect("ca");
     let mut params = CertificateParameters::user();
     params.principal("alice").expect("principal");
     for text in &lines {
@@ -355,25 +355,25 @@ async fn good_keys_of_every_type_pass_and_are_certified() {
 #[test]
 fn ecdsa_points_openssh_refuses_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for algorithm in Algorithm::ALL {
-        let curve = algorithm.ssh_curve();
-        let name = algorithm.curve_name();
-        let len = algorithm.field_len();
-        let good = local_point(algorithm);
-        accepted(&ecdsa_blob(algorithm, curve, &good));
+    for ec in Curve::ALL {
+        let curve = ec.ssh_name();
+        let name = ec.name();
+        let len = ec.field_len();
+        let good = local_point(ec);
+        accepted(&ecdsa_blob(ec, curve, &good));
 
         let mut off_curve = good.clone();
         *off_curve.last_mut().expect("y") ^= 1;
         let compressed: Vec<u8> = [&[0x02 | (good[2 * len] & 1)], &good[1..=len]].concat();
         let zeros = [&[0x04][..], &vec![0; 2 * len]].concat();
-        let small_x = point_from_x(algorithm, &{
+        let small_x = point_from_x(ec, &{
             let mut one = vec![0; len];
             one[len - 1] = 1;
             one
         });
-        let mut order_minus_one = order(algorithm);
+        let mut order_minus_one = order(ec);
         *order_minus_one.last_mut().expect("byte") -= 1;
-        let large_x = point_from_x(algorithm, &order_minus_one);
+        let large_x = point_from_x(ec, &order_minus_one);
         assert!(large_x[1..=len] >= order_minus_one[..], "{name}");
 
         for (point, rule) in [
@@ -386,7 +386,7 @@ fn ecdsa_points_openssh_refuses_are_refused() {
                 "not below the group order minus 1; OpenSSH refuses it".into(),
             ),
         ] {
-            let bad = ecdsa_blob(algorithm, curve, &point);
+            let bad = ecdsa_blob(ec, curve, &point);
             refused_as_invalid(&bad, &rule);
             assert!(!openssh_reads(dir.path(), &line(&bad)), "{name}: {rule}");
         }
@@ -394,35 +394,29 @@ fn ecdsa_points_openssh_refuses_are_refused() {
         // What `ssh-key` cannot even read is named by the rule too: the point at infinity,
         // a point of the wrong length or of another curve, a curve name that is not the
         // key type's.
-        let other = if algorithm == Algorithm::EcdsaP256Sha256 {
-            Algorithm::EcdsaP384Sha384
+        let other = if ec == Curve::P256 {
+            Curve::P384
         } else {
-            Algorithm::EcdsaP256Sha256
+            Curve::P256
         };
         let wrong_name = format!(
             "names curve \"{}\"; its key type needs {curve}",
-            other.ssh_curve()
+            other.ssh_name()
         );
         let not_uncompressed = format!("is not an uncompressed {name} point");
         for (bad, rule) in [
+            (ecdsa_blob(ec, curve, &[0x00]), "is the point at infinity"),
+            (ecdsa_blob(ec, curve, &[]), "has an empty point"),
+            (ecdsa_blob(ec, curve, &good[..=len]), &not_uncompressed),
             (
-                ecdsa_blob(algorithm, curve, &[0x00]),
-                "is the point at infinity",
-            ),
-            (ecdsa_blob(algorithm, curve, &[]), "has an empty point"),
-            (
-                ecdsa_blob(algorithm, curve, &good[..=len]),
+                ecdsa_blob(ec, curve, &local_point(other)),
                 &not_uncompressed,
             ),
             (
-                ecdsa_blob(algorithm, curve, &local_point(other)),
-                &not_uncompressed,
-            ),
-            (
-                ecdsa_blob(algorithm, other.ssh_curve(), &local_point(other)),
+                ecdsa_blob(ec, other.ssh_name(), &local_point(other)),
                 &wrong_name,
             ),
-            (ecdsa_blob(algorithm, other.ssh_curve(), &good), &wrong_name),
+            (ecdsa_blob(ec, other.ssh_name(), &good), &wrong_name),
         ] {
             refused_as_invalid(&bad, rule);
             assert!(!openssh_reads(dir.path(), &line(&bad)), "{name}: {rule}");
@@ -430,7 +424,7 @@ fn ecdsa_points_openssh_refuses_are_refused() {
     }
 
     // The security-key form gets the same rules.
-    let good = local_point(Algorithm::EcdsaP256Sha256);
+    let good = local_point(Curve::P256);
     let sk = |point: &[u8]| {
         blob(&[
             b"sk-ecdsa-sha2-nistp256@openssh.com",
@@ -590,10 +584,11 @@ fn rsa_keys_outside_the_rules_are_refused() {
             "OpenSSL also refuses a key that {rule}"
         );
     }
-    // 757 is past OpenSSL's bound, and past kmssh's.
+    // 757 is past OpenSSL's trial division, and past kmssh's. OpenSSL's verdict is not
+    // asserted: its Miller-Rabin rounds use random bases and now and then stumble on the
+    // factor (about one run in 40), so it is not a fixed bound.
     let over_bound = rsa(&e, &with_factor(757));
     accepted(&over_bound);
-    assert!(openssl_pubcheck(dir.path(), &line(&over_bound)));
 
     // An exponent not below the modulus (RFC 8017 §3.1 wants 3 ≤ e ≤ n − 1).
     refused_as_invalid(&rsa(&n, &n), "has a public exponent not below its modulus");
@@ -603,7 +598,7 @@ fn rsa_keys_outside_the_rules_are_refused() {
 
 #[tokio::test]
 async fn issuing_for_a_refused_key_fails_before_signing() {
-    let ca = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("ca");
+    let ca = LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default()).expect("ca");
     let mut params = CertificateParameters::user();
     params.principal("alice").expect("principal");
     let weak = kmssh_pki::ssh_key::PublicKey::from_bytes(&blob(&[b"ssh-ed25519", &[0; 32]]))

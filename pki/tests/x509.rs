@@ -1,16 +1,24 @@
 //! X.509 (feature `x509`): a CA certificate and a leaf for an openssl-made request pass
-//! `openssl verify`; forged requests, foreign CA certificates and KMS failures are refused
-//! with the right kind.
+//! `openssl verify` for ECDSA, RSA (sha256WithRSAEncryption by default, the hash asked for
+//! otherwise) and Ed25519 CA keys; forged requests, foreign CA certificates, algorithms the
+//! CA key does not sign and KMS failures are refused with the right kind.
 #![cfg(feature = "x509")]
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kmssh_backend_local::{LocalKey, LocalOptions};
-use kmssh_core::{Algorithm, EcPublicKey, EcdsaSignature, ErrorKind, KeyUri, KmsKey};
+use common::{Provider, SPECS, key};
+use kmssh_backend_local::LocalKey;
+use kmssh_core::{
+    Algorithm, Curve, ErrorKind, KeyFamily, KeySpec, KeyUri, KmsKey, PublicKey, Signature,
+    SigningInput,
+};
 use kmssh_pki::x509::{
     CaRequest, LeafKey, LeafRequest, certificate_to_der, certificate_to_pem, check_issuer,
     issue_ca, issue_leaf, parse_certificate, parse_certification_request, parse_public_key,
+    signature_algorithm_for,
 };
 use kmssh_pki::x509_cert::Certificate;
 use kmssh_pki::x509_cert::der::asn1::BitString;
@@ -19,10 +27,6 @@ use kmssh_pki::x509_cert::spki::{
     AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned,
 };
 use kmssh_pki::{Error, Field, SignatureFailure};
-
-fn key(algorithm: Algorithm) -> LocalKey {
-    LocalKey::generate(algorithm, LocalOptions::default()).expect("local key")
-}
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
@@ -76,11 +80,50 @@ async fn ca_for(key: &LocalKey) -> Certificate {
     issue_ca(key, &request).await.expect("CA certificate")
 }
 
+/// How `openssl x509 -text` names a signature algorithm.
+fn openssl_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::EcdsaP256Sha256 => "ecdsa-with-SHA256",
+        Algorithm::EcdsaP384Sha384 => "ecdsa-with-SHA384",
+        Algorithm::EcdsaP521Sha512 => "ecdsa-with-SHA512",
+        Algorithm::RsaPkcs1Sha256 => "sha256WithRSAEncryption",
+        Algorithm::RsaPkcs1Sha384 => "sha384WithRSAEncryption",
+        Algorithm::RsaPkcs1Sha512 => "sha512WithRSAEncryption",
+        Algorithm::Ed25519 => "ED25519",
+    }
+}
+
+/// The certificate is signed with `algorithm`, in both places it says so, with RFC 4055's
+/// NULL parameters for RSA and none otherwise (RFC 5758, RFC 8410), and openssl agrees.
+fn assert_signed_with(cert: &Certificate, path: &Path, algorithm: Algorithm) {
+    let identifier = cert.signature_algorithm();
+    assert_eq!(identifier.oid, algorithm.x509_oid(), "{algorithm}");
+    assert_eq!(
+        identifier,
+        cert.tbs_certificate().signature(),
+        "{algorithm}: outer and inner identifiers"
+    );
+    match algorithm.family() {
+        KeyFamily::Rsa => assert_eq!(identifier.parameters, Some(Any::null()), "{algorithm}"),
+        _ => assert_eq!(identifier.parameters, None, "{algorithm}"),
+    }
+    let text = openssl_text(path);
+    let line = format!("Signature Algorithm: {}", openssl_name(algorithm));
+    assert_eq!(text.matches(&line).count(), 2, "{algorithm}: {text}");
+}
+
 #[tokio::test]
 async fn ca_and_leaf_pass_openssl_verify() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for algorithm in Algorithm::ALL {
-        let key = key(algorithm);
+    for spec in SPECS {
+        let key = key(spec);
+        let algorithm = signature_algorithm_for(&key, None).expect("default");
+        // sha256WithRSAEncryption for RSA, as `openssl req -x509` chooses.
+        let expected = match spec.family() {
+            KeyFamily::Rsa => Algorithm::RsaPkcs1Sha256,
+            _ => spec.algorithms()[0],
+        };
+        assert_eq!(algorithm, expected, "{spec}");
         let ca = ca_for(&key).await;
         check_issuer(&ca, key.public_key()).expect("the CA is for this key");
         let ca_pem = certificate_to_pem(&ca).expect("PEM");
@@ -104,10 +147,17 @@ async fn ca_and_leaf_pass_openssl_verify() {
             text.contains("Subject: O = Example, CN = kmssh test CA"),
             "{text}"
         );
+        let public_key = match spec {
+            KeySpec::Ecdsa(_) => "Public Key Algorithm: id-ecPublicKey".to_owned(),
+            KeySpec::Rsa(bits) => format!("Public-Key: ({bits} bit)"),
+            KeySpec::Ed25519 => "Public Key Algorithm: ED25519".to_owned(),
+        };
+        assert!(text.contains(&public_key), "{spec}: {text}");
+        assert_signed_with(&ca, &ca_path, algorithm);
         let self_check = openssl_verify(&ca_path, &ca_path);
         assert!(
             self_check.status.success(),
-            "{algorithm}: {}",
+            "{spec}: {}",
             String::from_utf8_lossy(&self_check.stderr)
         );
 
@@ -133,11 +183,12 @@ async fn ca_and_leaf_pass_openssl_verify() {
         let out = openssl_verify(&ca_path, &leaf_path);
         assert!(
             out.status.success(),
-            "{algorithm}: {} {}",
+            "{spec}: {} {}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("leaf.pem: OK"));
+        assert_signed_with(&leaf, &leaf_path, algorithm);
 
         let tbs = leaf.tbs_certificate();
         assert_eq!(
@@ -156,15 +207,139 @@ async fn ca_and_leaf_pass_openssl_verify() {
             "Serial Number:",
             "80:00:00:00:00:00:00:01",
         ] {
-            assert!(text.contains(expected), "{algorithm}: {expected}\n{text}");
+            assert!(text.contains(expected), "{spec}: {expected}\n{text}");
         }
+    }
+}
+
+/// An openssl-made P-256 request for `www.example.com`.
+fn p256_request(dir: &Path, name: &str) -> LeafKey {
+    LeafKey::Request(
+        parse_certification_request(&openssl_csr(
+            dir,
+            name,
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        ))
+        .expect("CSR"),
+    )
+}
+
+#[tokio::test]
+async fn an_rsa_ca_signs_with_the_hash_asked_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for bits in [2048, 4096] {
+        let key = key(KeySpec::Rsa(bits));
+        let mut request = CaRequest::new("CN=kmssh RSA CA");
+        request.signature_algorithm = Some(Algorithm::RsaPkcs1Sha512);
+        let ca = issue_ca(&key, &request).await.expect("CA");
+        let ca_path = write(
+            dir.path(),
+            "ca.pem",
+            certificate_to_pem(&ca).expect("PEM").as_bytes(),
+        );
+        assert_signed_with(&ca, &ca_path, Algorithm::RsaPkcs1Sha512);
+        // The leaf's hash is chosen on its own: every one the key signs verifies.
+        for algorithm in [
+            None,
+            Some(Algorithm::RsaPkcs1Sha512),
+            Some(Algorithm::RsaPkcs1Sha384),
+        ] {
+            let mut request = LeafRequest::new(ca.clone(), p256_request(dir.path(), "leaf"));
+            request.signature_algorithm = algorithm;
+            let leaf = issue_leaf(&key, &request).await.expect("leaf");
+            let leaf_path = write(
+                dir.path(),
+                "leaf.pem",
+                certificate_to_pem(&leaf).expect("PEM").as_bytes(),
+            );
+            let out = openssl_verify(&ca_path, &leaf_path);
+            assert!(
+                out.status.success(),
+                "RSA-{bits} {algorithm:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_signed_with(
+                &leaf,
+                &leaf_path,
+                algorithm.unwrap_or(Algorithm::RsaPkcs1Sha256),
+            );
+        }
+    }
+
+    // A Cloud KMS RSA_SIGN_PKCS1_4096_SHA512 key signs SHA-512 without being asked.
+    let sha512_only = Provider::new(key(KeySpec::Rsa(2048)), &[Algorithm::RsaPkcs1Sha512], None);
+    assert_eq!(
+        signature_algorithm_for(&sha512_only, None).expect("default"),
+        Algorithm::RsaPkcs1Sha512
+    );
+    let ca = issue_ca(&sha512_only, &CaRequest::new("CN=bound CA"))
+        .await
+        .expect("CA");
+    let ca_path = write(
+        dir.path(),
+        "ca.pem",
+        certificate_to_pem(&ca).expect("PEM").as_bytes(),
+    );
+    assert_signed_with(&ca, &ca_path, Algorithm::RsaPkcs1Sha512);
+    assert!(openssl_verify(&ca_path, &ca_path).status.success());
+}
+
+#[tokio::test]
+async fn an_algorithm_the_ca_key_does_not_sign_is_refused_before_signing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (spec, asked, bound) in [
+        (KeySpec::Ed25519, Algorithm::RsaPkcs1Sha256, None),
+        (
+            KeySpec::Ecdsa(Curve::P256),
+            Algorithm::EcdsaP384Sha384,
+            None,
+        ),
+        (KeySpec::Rsa(2048), Algorithm::Ed25519, None),
+        (
+            KeySpec::Rsa(2048),
+            Algorithm::RsaPkcs1Sha256,
+            Some(&[Algorithm::RsaPkcs1Sha512][..]),
+        ),
+    ] {
+        let local = key(spec);
+        let ca = ca_for(&local).await;
+        let key = match bound {
+            Some(algorithms) => Provider::new(local, algorithms, None),
+            None => Provider::unbound(local),
+        };
+        let what = format!("{spec} {asked}");
+        let mut request = CaRequest::new("CN=CA");
+        request.signature_algorithm = Some(asked);
+        let err = issue_ca(&key, &request).await.expect_err(&what);
+        let mut leaf = LeafRequest::new(ca, p256_request(dir.path(), "leaf"));
+        leaf.signature_algorithm = Some(asked);
+        let leaf_err = issue_leaf(&key, &leaf).await.expect_err(&what);
+        for err in [err, leaf_err] {
+            assert!(
+                matches!(
+                    err,
+                    Error::UnsupportedKey {
+                        field: Field::CaKey,
+                        ..
+                    }
+                ),
+                "{what}: {err:?}"
+            );
+            assert_eq!(err.kind(), ErrorKind::UnsupportedAlgorithm);
+            assert!(
+                err.to_string()
+                    .contains(&format!(": the key cannot sign {asked}")),
+                "{what}: {err}"
+            );
+        }
+        assert_eq!(key.inner().calls(), 0, "{what}: nothing signed");
     }
 }
 
 #[tokio::test]
 async fn requests_from_every_key_type_openssl_makes_are_checked_and_certified() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = key(Algorithm::EcdsaP256Sha256);
+    let key = key(KeySpec::Ecdsa(Curve::P256));
     let ca = ca_for(&key).await;
     let ca_path = write(
         dir.path(),
@@ -212,7 +387,7 @@ async fn requests_from_every_key_type_openssl_makes_are_checked_and_certified() 
 #[tokio::test]
 async fn a_request_with_a_broken_signature_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = key(Algorithm::EcdsaP256Sha256);
+    let key = key(KeySpec::Ecdsa(Curve::P256));
     let ca = ca_for(&key).await;
     let csr = parse_certification_request(&openssl_csr(
         dir.path(),
@@ -259,8 +434,8 @@ async fn a_request_with_a_broken_signature_is_refused() {
 #[tokio::test]
 async fn a_ca_certificate_for_another_key_or_not_a_ca_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let key_a = key(Algorithm::EcdsaP256Sha256);
-    let key_b = key(Algorithm::EcdsaP256Sha256);
+    let key_a = key(KeySpec::Ecdsa(Curve::P256));
+    let key_b = key(KeySpec::Ecdsa(Curve::P256));
     let ca_a = ca_for(&key_a).await;
     let csr = parse_certification_request(&openssl_csr(
         dir.path(),
@@ -295,7 +470,7 @@ async fn a_ca_certificate_for_another_key_or_not_a_ca_is_refused() {
 
 #[tokio::test]
 async fn bad_fields_are_named_before_anything_is_signed() {
-    let key = key(Algorithm::EcdsaP384Sha384);
+    let key = key(KeySpec::Ecdsa(Curve::P384));
     for (subject, days, serial, field) in [
         ("", 10, None, Field::SubjectName),
         ("not a name", 10, None, Field::SubjectName),
@@ -319,7 +494,7 @@ async fn bad_fields_are_named_before_anything_is_signed() {
     short_ca.days = 10;
     let ca = issue_ca(&key, &short_ca).await.expect("CA");
     let spki = parse_public_key(
-        self::key(Algorithm::EcdsaP256Sha256)
+        self::key(KeySpec::Ecdsa(Curve::P256))
             .public_key()
             .to_pem()
             .expect("PEM")
@@ -361,7 +536,7 @@ async fn bad_fields_are_named_before_anything_is_signed() {
 #[derive(Debug)]
 struct ThrottledKey {
     uri: KeyUri,
-    public_key: EcPublicKey,
+    public_key: PublicKey,
 }
 
 #[kmssh_core::async_trait]
@@ -370,11 +545,15 @@ impl KmsKey for ThrottledKey {
         &self.uri
     }
 
-    fn public_key(&self) -> &EcPublicKey {
+    fn public_key(&self) -> &PublicKey {
         &self.public_key
     }
 
-    async fn sign_digest(&self, _digest: &[u8]) -> kmssh_core::Result<EcdsaSignature> {
+    async fn sign(
+        &self,
+        _algorithm: Algorithm,
+        _input: SigningInput<'_>,
+    ) -> kmssh_core::Result<Signature> {
         Err(kmssh_core::Error::new(
             ErrorKind::Throttled,
             "rate exceeded, slow down",
@@ -384,7 +563,7 @@ impl KmsKey for ThrottledKey {
 
 #[tokio::test]
 async fn a_kms_failure_keeps_its_kind() {
-    let real = key(Algorithm::EcdsaP256Sha256);
+    let real = key(KeySpec::Ecdsa(Curve::P256));
     let throttled = ThrottledKey {
         uri: KeyUri::parse("local:ephemeral").expect("uri"),
         public_key: real.public_key().clone(),
@@ -430,14 +609,14 @@ fn files_read_from_disk_are_the_same_documents() {
 #[tokio::test]
 async fn a_bare_public_key_with_only_alt_names_gets_an_empty_subject_and_a_critical_san() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = key(Algorithm::EcdsaP256Sha256);
+    let key = key(KeySpec::Ecdsa(Curve::P256));
     let ca = ca_for(&key).await;
     let ca_path = write(
         dir.path(),
         "ca.pem",
         certificate_to_pem(&ca).expect("PEM").as_bytes(),
     );
-    let subject_key = self::key(Algorithm::EcdsaP521Sha512);
+    let subject_key = self::key(KeySpec::Ecdsa(Curve::P521));
     let spki =
         parse_public_key(subject_key.public_key().to_pem().expect("PEM").as_bytes()).expect("SPKI");
     let mut request = LeafRequest::new(ca, LeafKey::PublicKey(spki));
@@ -573,7 +752,7 @@ fn rsa_spki(modulus: &[u8], exponent: &[u8]) -> SubjectPublicKeyInfoOwned {
 #[tokio::test]
 async fn small_rsa_and_unknown_algorithms_get_no_leaf() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca_key = key(Algorithm::EcdsaP256Sha256);
+    let ca_key = key(KeySpec::Ecdsa(Curve::P256));
 
     // openssl makes and signs an RSA-1024 request; its signature is fine, its key is not.
     let csr = parse_certification_request(&openssl_csr(
@@ -630,7 +809,7 @@ async fn small_rsa_and_unknown_algorithms_get_no_leaf() {
 #[tokio::test]
 async fn invalid_ec_ed25519_and_rsa_subject_keys_get_no_leaf() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca_key = key(Algorithm::EcdsaP256Sha256);
+    let ca_key = key(KeySpec::Ecdsa(Curve::P256));
     let refused = |spki: SubjectPublicKeyInfoOwned| {
         let ca_key = &ca_key;
         async move { leaf_refused(ca_key, LeafKey::PublicKey(spki), Some("CN=leaf")).await }
@@ -747,7 +926,7 @@ fn hex_der(text: &str) -> Vec<u8> {
 #[tokio::test]
 async fn names_must_be_valid_strings_without_control_characters() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = key(Algorithm::EcdsaP256Sha256);
+    let key = key(KeySpec::Ecdsa(Curve::P256));
     let never_signs = ThrottledKey {
         uri: KeyUri::parse("local:ephemeral").expect("uri"),
         public_key: key.public_key().clone(),
