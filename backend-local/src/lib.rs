@@ -1,18 +1,42 @@
-//! kmssh's local backend: P-256, P-384 and P-521 keys held in this process, generated in
-//! memory or read from a file, registered under the `local:` key URI scheme. Key files are
-//! made here too ([`create_key_file`], [`create_if_missing`]).
+//! kmssh's local backend: ECDSA (P-256, P-384, P-521), RSA (2048 to 8192 bits, signing
+//! PKCS#1 v1.5 with SHA-256/384/512) and Ed25519 keys held in this process, generated in
+//! memory or read from a file, registered under the `local:` key URI scheme. Key files
+//! are made here too ([`create_key_file`], [`create_if_missing`]).
 //!
 //! ```text
-//! local:ephemeral?curve=p384            a new key in memory, gone when the process ends
-//! local:/etc/ssh-ca/ca_key              an OpenSSH, SEC1 (`EC PRIVATE KEY`) or PKCS#8 PEM file
+//! local:ephemeral                       a new ECDSA P-256 key in memory, gone when the process ends
+//! local:ephemeral?curve=p384            ECDSA P-384 (also ?type=ecdsa&curve=p384 or &bits=384)
+//! local:ephemeral?type=rsa&bits=4096    RSA-4096 (bits defaults to 3072, as ssh-keygen's)
+//! local:ephemeral?type=ed25519          Ed25519
+//! local:/etc/ssh-ca/ca_key              an OpenSSH, PKCS#8, PKCS#1 or SEC1 file
 //! local:ca_key?engine=rustcrypto&verify=true
 //! ```
 //!
-//! Query parameters, which override [`LocalOptions`]: `curve` (ephemeral keys only:
-//! `p256` default, `p384`, `p521`), `engine` (`auto`, the default, `aws-lc` or
-//! `rustcrypto`), `verify` (`true` to check every signature against the public key;
-//! off by default because an in-process signer is trusted the way `ssh-keygen` trusts
-//! its own key), and `permissions` (`owner`, the default, or `any`: see below).
+//! Query parameters, which override [`LocalOptions`]: `type` (`ecdsa`, the default, `rsa`
+//! or `ed25519`), `bits` and `curve` (ephemeral keys only, as `--type`, `--bits` and
+//! `--curve` take them: see [`kmssh_core::KeySpec::new`]), `engine` (`auto`, the default,
+//! `aws-lc` or `rustcrypto`), `verify` (`true` to check every signature against the
+//! public key; off by default because an in-process signer is trusted the way
+//! `ssh-keygen` trusts its own key), and `permissions` (`owner`, the default, or `any`:
+//! see below). A key file has its own kind, so `type`, `bits` and `curve` on a path are
+//! refused; a new file's kind is the caller's ([`create_if_missing`]).
+//!
+//! Key files, unencrypted, in the forms `ssh-keygen` and `openssl` write
+//! ([`SecretKey::from_pem`]):
+//!
+//! | family  | OpenSSH (`ssh-keygen -t`) | PKCS#8 `PRIVATE KEY` | PKCS#1 `RSA PRIVATE KEY` | SEC1 `EC PRIVATE KEY` |
+//! |---------|---------------------------|----------------------|--------------------------|-----------------------|
+//! | ECDSA   | `ecdsa -b 256/384/521`    | yes                  | —                        | yes                   |
+//! | RSA     | `rsa -b 2048…8192`        | yes                  | yes                      | —                     |
+//! | Ed25519 | `ed25519`                 | yes                  | —                        | —                     |
+//!
+//! Refused by name, with one-line errors: passphrase-protected OpenSSH keys, encrypted
+//! PKCS#8 (`ENCRYPTED PRIVATE KEY`) and legacy encrypted PEM (`Proc-Type: 4,ENCRYPTED`),
+//! DSA (`ssh-dss`, `DSA PRIVATE KEY`), FIDO security keys (`sk-ecdsa-sha2-nistp256@openssh.com`,
+//! `sk-ssh-ed25519@openssh.com`: their private key stays on the token), RSA under 2048 or
+//! over 8192 bits, RSA-PSS, multi-prime RSA, Ed448, X25519 and curves other than P-256,
+//! P-384, P-521 (secp256k1…). New key files are written as OpenSSH private keys, mode
+//! 0600, whole or not at all.
 //!
 //! Key files are read as ssh reads private keys: only a regular file (a FIFO, a device
 //! or a directory is refused at once, without waiting on it), at most 64 KiB, and only
@@ -20,12 +44,25 @@
 //! refused naming its mode and the fix, unless the caller opts in with
 //! [`LocalOptions::allow_unprotected`] or `local:PATH?permissions=any`.
 //!
-//! Signing engines: AWS-LC (feature `aws-lc`, on by default: about 5× RustCrypto's rate
-//! on P-256 on one core, but ~45 ms to seed its entropy pool once per process) and the
-//! pure-Rust RustCrypto `p256`/`p384`/`p521` crates. `auto` signs with RustCrypto and moves
-//! to AWS-LC after [`AUTO_AWS_LC_FROM_SIGNATURES`] signatures, or starts with AWS-LC when
-//! the caller expects that many ([`LocalOptions::expected_signatures`], or
-//! [`kmssh_core::Options::expecting_signatures`] through the registry).
+//! Signing engines, both for every family: AWS-LC (feature `aws-lc`, on by default) and
+//! the pure-Rust RustCrypto crates (`p256`/`p384`/`p521`, `rsa`, `ed25519-dalek`). Both
+//! sign a digest computed elsewhere for ECDSA and RSA (AWS-LC's `sign_digest` for ECDSA
+//! and PKCS#1 v1.5, RustCrypto's prehash signers), so a streamed file is hashed once; both
+//! sign the message for Ed25519. PKCS#1 v1.5 and Ed25519 signatures are deterministic, so
+//! the two engines make the same bytes. AWS-LC costs 25–45 ms once per process to seed
+//! its entropy pool (ECDSA and RSA blinding; Ed25519 needs none); after that it signs
+//! 5–7× faster than RustCrypto for ECDSA P-256 and RSA, 2× for Ed25519. `auto` starts
+//! with RustCrypto and moves a key to AWS-LC after [`auto_aws_lc_from`] signatures
+//! (ECDSA: [`AUTO_AWS_LC_FROM_SIGNATURES`]; RSA: 4 to 16 by size; Ed25519: 32), or starts
+//! with AWS-LC when the caller expects that many
+//! ([`LocalOptions::expected_signatures`], or
+//! [`kmssh_core::Options::expecting_signatures`] through the registry) or when AWS-LC
+//! generated the key.
+//!
+//! RSA keys are generated by AWS-LC when it is compiled in, else by RustCrypto; with
+//! `rsa` 0.10 both take about as long (RSA-2048 ~50–70 ms, RSA-4096 ~0.5–0.7 s on one
+//! core, with a long tail: prime search is random). Ed25519 and ECDSA keys take
+//! microseconds.
 //!
 //! Linking this crate registers the backend: binaries that choose it write
 //! `use kmssh_backend_local as _;`.
@@ -37,13 +74,15 @@ mod error;
 mod file;
 mod key;
 mod load;
+mod openssh;
 mod options;
+mod secret;
 
-pub use engine::{AUTO_AWS_LC_FROM_SIGNATURES, SigningEngine};
+pub use engine::{AUTO_AWS_LC_FROM_SIGNATURES, SigningEngine, auto_aws_lc_from};
 pub use file::{create_if_missing, create_key_file};
 pub use key::LocalKey;
-pub use load::SecretKey;
-pub use options::{LocalLocation, LocalOptions, parse_uri};
+pub use options::{LocalLocation, LocalOptions, ephemeral_uri, parse_uri};
+pub use secret::SecretKey;
 
 /// The key URI scheme this backend serves.
 pub const SCHEME: &str = "local";
@@ -53,7 +92,7 @@ pub const EPHEMERAL: &str = "ephemeral";
 
 kmssh_core::register_backend! {
     scheme: SCHEME,
-    description: "keys in this process: local:ephemeral?curve=p256|p384|p521, or local:PATH (OpenSSH, SEC1 or PKCS#8 PEM)",
+    description: "keys in this process: local:ephemeral[?type=ecdsa|rsa|ed25519&bits=…&curve=p256|p384|p521], or local:PATH (OpenSSH, PKCS#8, PKCS#1 or SEC1 PEM)",
     options: LocalOptions,
     open: LocalKey::open,
 }

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use kmssh_core::{Algorithm, BackendOptions, Error, ErrorKind, KeyUri, Options, Result};
+use kmssh_core::{
+    BackendOptions, Curve, Error, ErrorKind, KeyFamily, KeySpec, KeyUri, Options, Result,
+};
 
 use crate::{EPHEMERAL, SCHEME, SigningEngine};
 
@@ -47,8 +49,8 @@ impl BackendOptions for LocalOptions {
 /// What a `local:` URI names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LocalLocation {
-    /// `local:ephemeral[?curve=…]`: a new key in memory.
-    Ephemeral(Algorithm),
+    /// `local:ephemeral[?type=…&bits=…&curve=…]`: a new key of this kind in memory.
+    Ephemeral(KeySpec),
     /// `local:PATH`: a key file.
     File(PathBuf),
 }
@@ -56,9 +58,15 @@ pub enum LocalLocation {
 /// A `local:` URI taken apart: where the key is, and the options its parameters set on
 /// top of `base`.
 ///
+/// `type` (`ecdsa`, the default, `rsa` or `ed25519`), `bits` (RSA: 2048 to 8192, 3072 by
+/// default; ECDSA: 256, 384 or 521) and `curve` (ECDSA: `p256`, the default, `p384`,
+/// `p521`) choose an ephemeral key's kind, as `--type`, `--bits` and `--curve` do
+/// ([`KeySpec::new`]); a key file has its own kind, so they are refused there.
+///
 /// # Errors
 /// [`ErrorKind::InvalidUri`] for another scheme, an unknown parameter or value, or
-/// `curve` on a key file.
+/// `type`, `bits` or `curve` on a key file; [`ErrorKind::UnsupportedAlgorithm`] for a
+/// key kind kmssh does not make (with the URI named).
 pub fn parse_uri(uri: &KeyUri, base: LocalOptions) -> Result<(LocalLocation, LocalOptions)> {
     let bad = |why: String| Error::new(ErrorKind::InvalidUri, why).with_context("uri", uri);
     if uri.scheme() != SCHEME {
@@ -68,11 +76,21 @@ pub fn parse_uri(uri: &KeyUri, base: LocalOptions) -> Result<(LocalLocation, Loc
         )));
     }
     let mut options = base;
-    let mut curve = None;
+    let (mut family, mut bits, mut curve) = (None, None, None);
     for (name, value) in uri.query_pairs() {
         match name {
+            "type" => {
+                family = Some(KeyFamily::from_str(value).map_err(|e| e.with_context("uri", uri))?)
+            }
+            "bits" => {
+                bits = Some(value.parse::<u32>().map_err(|_| {
+                    bad(format!(
+                        "`bits={value}`: expected a number of bits (RSA 2048 to 8192; ECDSA 256, 384 or 521)"
+                    ))
+                })?)
+            }
             "curve" => {
-                curve = Some(Algorithm::from_str(value).map_err(|e| e.with_context("uri", uri))?)
+                curve = Some(Curve::from_str(value).map_err(|e| e.with_context("uri", uri))?)
             }
             "engine" => {
                 options.engine = match value {
@@ -103,20 +121,40 @@ pub fn parse_uri(uri: &KeyUri, base: LocalOptions) -> Result<(LocalLocation, Loc
             }
             other => {
                 return Err(bad(format!(
-                    "unknown parameter `{other}`: the local backend takes curve, engine, verify \
-                     and permissions"
+                    "unknown parameter `{other}`: the local backend takes type, bits, curve, \
+                     engine, verify and permissions"
                 )));
             }
         }
     }
     let location = if uri.body() == EPHEMERAL {
-        LocalLocation::Ephemeral(curve.unwrap_or(Algorithm::EcdsaP256Sha256))
-    } else if curve.is_some() {
+        // `curve` alone says ECDSA; nothing at all is ECDSA P-256.
+        let family = family.unwrap_or(KeyFamily::Ecdsa);
+        LocalLocation::Ephemeral(
+            KeySpec::new(family, bits, curve).map_err(|e| e.with_context("uri", uri))?,
+        )
+    } else if family.is_some() || bits.is_some() || curve.is_some() {
         return Err(bad(
-            "`curve` applies to `local:ephemeral` only: a key file has its own curve".into(),
+            "`type`, `bits` and `curve` apply to `local:ephemeral` only: a key file has its own \
+             kind (to make a new file, pass the kind to `--create`)"
+                .into(),
         ));
     } else {
         LocalLocation::File(PathBuf::from(uri.body()))
     };
     Ok((location, options))
+}
+
+/// The `local:ephemeral` URI naming a new key of kind `spec`: `?curve=p384` for ECDSA
+/// (as before RSA and Ed25519 existed), `?type=rsa&bits=3072`, `?type=ed25519`.
+///
+/// # Errors
+/// [`ErrorKind::InvalidUri`] only if the URI does not parse (it always does).
+pub fn ephemeral_uri(spec: KeySpec) -> Result<KeyUri> {
+    let query = match spec {
+        KeySpec::Ecdsa(curve) => format!("curve={}", curve.ssh_name().trim_start_matches("nist")),
+        KeySpec::Rsa(bits) => format!("type=rsa&bits={bits}"),
+        KeySpec::Ed25519 => "type=ed25519".to_owned(),
+    };
+    KeyUri::parse(&format!("{SCHEME}:{EPHEMERAL}?{query}"))
 }

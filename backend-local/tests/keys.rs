@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kmssh_backend_local::{LocalKey, LocalOptions, SigningEngine};
-use kmssh_core::{Algorithm, ErrorKind, KeyUri, KmsKey};
+use kmssh_core::{Algorithm, Curve, ErrorKind, KeySpec, KeyUri, KmsKey, SigningInput};
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("tool runs");
@@ -43,10 +43,12 @@ fn openssl_key(dir: &Path, name: &str, curve: &str, pkcs8: bool) -> PathBuf {
 
 async fn assert_signs(key: &LocalKey, algorithm: Algorithm) {
     assert_eq!(key.algorithm(), algorithm);
-    let digest = algorithm.digest(b"local key test");
-    let signature = key.sign_digest(&digest).await.expect("signs");
+    let message = b"local key test";
+    let signature = key.sign_message(message).await.expect("signs");
+    let digest = algorithm.digest(message);
+    let payload = digest.as_deref().unwrap_or(message);
     key.public_key()
-        .verify_digest(&digest, &signature)
+        .verify(algorithm, payload, &signature)
         .expect("verifies");
 }
 
@@ -66,50 +68,50 @@ fn uri(s: &str) -> KeyUri {
 }
 
 #[tokio::test]
-async fn ephemeral_keys_on_every_curve_and_engine() {
+async fn ephemeral_keys_of_every_kind_and_engine() {
     for engine in SigningEngine::available() {
-        for (curve, algorithm) in [
-            ("p256", Algorithm::EcdsaP256Sha256),
-            ("p384", Algorithm::EcdsaP384Sha384),
-            ("p521", Algorithm::EcdsaP521Sha512),
-        ] {
-            let key = open_uri(&uri(&format!(
-                "local:ephemeral?curve={curve}&engine={engine}"
-            )))
-            .expect("opens");
+        for spec in KeySpec::ALL {
+            let named = kmssh_backend_local::ephemeral_uri(spec).expect("URI");
+            let key = open_uri(&uri(&format!("{named}&engine={engine}"))).expect("opens");
+            assert_eq!(key.public_key().spec(), spec);
             assert_eq!(key.engine(), *engine);
-            assert_signs(&key, algorithm).await;
+            assert_signs(&key, spec.algorithms()[0]).await;
         }
     }
-    let key = open_uri(&uri("local:ephemeral")).expect("default curve");
+    let key = open_uri(&uri("local:ephemeral")).expect("default kind");
     assert_eq!(key.algorithm(), Algorithm::EcdsaP256Sha256);
     // The automatic choice starts with RustCrypto: one signature does not pay for AWS-LC.
     assert_eq!(key.engine(), SigningEngine::RustCrypto);
+    // The spellings `--type`, `--bits` and `--curve` take, with ssh-keygen's defaults.
+    for (query, spec) in [
+        ("curve=p384", KeySpec::Ecdsa(Curve::P384)),
+        ("type=ecdsa&bits=521", KeySpec::Ecdsa(Curve::P521)),
+        ("type=ec&curve=nistp256", KeySpec::Ecdsa(Curve::P256)),
+        ("type=rsa", KeySpec::Rsa(3072)),
+        ("type=RSA&bits=2048", KeySpec::Rsa(2048)),
+        ("type=ed25519", KeySpec::Ed25519),
+    ] {
+        let key = open_uri(&uri(&format!("local:ephemeral?{query}"))).expect(query);
+        assert_eq!(key.public_key().spec(), spec, "{query}");
+    }
+    // An RSA key AWS-LC generated signs with AWS-LC from the start: its pool is seeded.
+    let rsa = open_uri(&uri("local:ephemeral?type=rsa&bits=2048")).expect("rsa");
+    let expected = if cfg!(feature = "aws-lc") {
+        SigningEngine::AwsLc
+    } else {
+        SigningEngine::RustCrypto
+    };
+    assert_eq!(rsa.engine(), expected);
 }
 
+/// Key files open by URI with each engine (every form of every family: `formats.rs`).
 #[tokio::test]
-async fn files_in_openssh_sec1_and_pkcs8_form() {
+async fn key_files_open_by_uri_with_each_engine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let files = [
         (
-            openssh_key(d, "ossh256", "ecdsa", "256"),
-            Algorithm::EcdsaP256Sha256,
-        ),
-        (
             openssh_key(d, "ossh384", "ecdsa", "384"),
-            Algorithm::EcdsaP384Sha384,
-        ),
-        (
-            openssh_key(d, "ossh521", "ecdsa", "521"),
-            Algorithm::EcdsaP521Sha512,
-        ),
-        (
-            openssl_key(d, "sec1-256.pem", "prime256v1", false),
-            Algorithm::EcdsaP256Sha256,
-        ),
-        (
-            openssl_key(d, "sec1-384.pem", "secp384r1", false),
             Algorithm::EcdsaP384Sha384,
         ),
         (
@@ -121,13 +123,10 @@ async fn files_in_openssh_sec1_and_pkcs8_form() {
             Algorithm::EcdsaP256Sha256,
         ),
         (
-            openssl_key(d, "p8-384.pem", "P-384", true),
-            Algorithm::EcdsaP384Sha384,
+            openssh_key(d, "rsa", "rsa", "2048"),
+            Algorithm::RsaPkcs1Sha512,
         ),
-        (
-            openssl_key(d, "p8-521.pem", "P-521", true),
-            Algorithm::EcdsaP521Sha512,
-        ),
+        (openssh_key(d, "ed", "ed25519", "256"), Algorithm::Ed25519),
     ];
     for (path, algorithm) in &files {
         for engine in SigningEngine::available() {
@@ -141,19 +140,10 @@ async fn files_in_openssh_sec1_and_pkcs8_form() {
             let via_uri =
                 open_uri(&uri(&format!("local:{}?engine={engine}", path.display()))).expect("URI");
             assert_eq!(via_uri.public_key(), key.public_key());
+            assert_eq!(via_uri.engine(), *engine);
+            assert_signs(&via_uri, *algorithm).await;
         }
     }
-    // The OpenSSH file's public half is what ssh-keygen derived: same point as ours.
-    let key = LocalKey::from_file(&files[0].0, LocalOptions::default()).expect("reads");
-    let pub_line = std::fs::read_to_string(d.join("ossh256.pub")).expect("pub");
-    let blob = ssh_key::PublicKey::from_openssh(&pub_line).expect("parses");
-    let ssh_key::public::KeyData::Ecdsa(ec) = blob.key_data() else {
-        panic!("ecdsa")
-    };
-    assert_eq!(
-        ec.as_sec1_bytes(),
-        key.public_key().to_sec1_bytes().as_slice()
-    );
 }
 
 #[test]
@@ -183,15 +173,28 @@ fn unusable_keys_and_uris_get_typed_errors() {
         Some(ErrorKind::InvalidInput)
     );
 
-    let ed = openssh_key(d, "ed", "ed25519", "256");
+    for bad_kind in [
+        "type=dsa",
+        "type=rsa&bits=1024",
+        "type=rsa&bits=2049",
+        "type=rsa&curve=p256",
+        "type=ed25519&bits=256",
+        "type=ecdsa&bits=3072",
+    ] {
+        let err = open_uri(&uri(&format!("local:ephemeral?{bad_kind}"))).expect_err(bad_kind);
+        assert_eq!(
+            err.kind(),
+            ErrorKind::UnsupportedAlgorithm,
+            "{bad_kind}: {err}"
+        );
+        assert_eq!(
+            err.context("uri"),
+            Some(format!("local:ephemeral?{bad_kind}").as_str())
+        );
+    }
     assert_eq!(
-        kind_of(&format!("local:{}", ed.display())),
-        Some(ErrorKind::UnsupportedAlgorithm)
-    );
-    let rsa = openssh_key(d, "rsa", "rsa", "2048");
-    assert_eq!(
-        kind_of(&format!("local:{}", rsa.display())),
-        Some(ErrorKind::UnsupportedAlgorithm)
+        kind_of("local:ephemeral?type=rsa&bits=many"),
+        Some(ErrorKind::InvalidUri)
     );
     let k1 = openssl_key(d, "k1.pem", "secp256k1", false);
     let err = open_uri(&uri(&format!("local:{}", k1.display()))).expect_err("secp256k1");
@@ -236,14 +239,20 @@ fn unusable_keys_and_uris_get_typed_errors() {
         kind_of(&format!("local:{}", big.display())),
         Some(ErrorKind::InvalidKey)
     );
-    assert!(
-        kind_of(&format!("local:{}?curve=p384", p256.display())) == Some(ErrorKind::InvalidUri)
-    );
+    // A key file has its own kind.
+    for kind in ["curve=p384", "type=rsa", "bits=3072"] {
+        assert_eq!(
+            kind_of(&format!("local:{}?{kind}", p256.display())),
+            Some(ErrorKind::InvalidUri),
+            "{kind}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn wrong_digest_length_is_refused() {
-    let key = LocalKey::generate(Algorithm::EcdsaP384Sha384, LocalOptions::default()).expect("key");
+    let key =
+        LocalKey::generate(KeySpec::Ecdsa(Curve::P384), LocalOptions::default()).expect("key");
     let err = key
         .sign_digest(&[0u8; 32])
         .await
@@ -308,13 +317,17 @@ async fn openssh_keys_with_a_short_private_scalar_open() {
     use kmssh_backend_local::SecretKey;
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = (0..100_000)
-        .map(|_| SecretKey::generate(Algorithm::EcdsaP256Sha256).expect("key"))
+        .map(|_| SecretKey::generate(KeySpec::Ecdsa(Curve::P256)).expect("key"))
         .find(|k| matches!(k, SecretKey::P256(s) if s.to_bytes()[0] == 0 && s.to_bytes()[1] < 0x80))
         .expect("a scalar whose mpint is 31 bytes within 100k tries");
     let SecretKey::P256(scalar) = &secret else {
         unreachable!()
     };
-    let point = secret.public_key().to_sec1_bytes();
+    let point = secret
+        .public_key()
+        .as_ecdsa()
+        .expect("ECDSA")
+        .to_sec1_bytes();
     let path = dir.path().join("short");
     std::fs::write(&path, openssh_file("nistp256", &point, &scalar.to_bytes())).expect("write");
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -367,7 +380,7 @@ async fn key_files_are_created_once_0600_and_never_through_a_symlink() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ca_key");
     let ca = uri(&format!("local:{}", path.display()));
-    assert!(create_if_missing(&ca, Algorithm::EcdsaP384Sha384).expect("creates"));
+    assert!(create_if_missing(&ca, KeySpec::Ecdsa(Curve::P384)).expect("creates"));
     let mode = std::fs::metadata(&path).expect("file").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     let out = Command::new("ssh-keygen")
@@ -385,25 +398,27 @@ async fn key_files_are_created_once_0600_and_never_through_a_symlink() {
     assert_eq!(key.algorithm(), Algorithm::EcdsaP384Sha384);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ecdsa-sha2-nistp384 "));
     let before = std::fs::read(&path).expect("read");
-    assert!(!create_if_missing(&ca, Algorithm::EcdsaP256Sha256).expect("reuses"));
+    assert!(!create_if_missing(&ca, KeySpec::Ed25519).expect("reuses"));
     assert_eq!(std::fs::read(&path).expect("read"), before);
 
     let bad = dir.path().join("bad_key");
-    let err = create_if_missing(
-        &uri(&format!("local:{}?bad=1", bad.display())),
-        Algorithm::EcdsaP256Sha256,
-    )
-    .expect_err("bad parameter");
-    assert_eq!(err.kind(), ErrorKind::InvalidUri);
-    assert!(!bad.exists());
-    let err = create_if_missing(&uri("local:ephemeral"), Algorithm::EcdsaP256Sha256)
+    for query in ["bad=1", "type=rsa"] {
+        let err = create_if_missing(
+            &uri(&format!("local:{}?{query}", bad.display())),
+            KeySpec::Rsa(2048),
+        )
+        .expect_err("bad parameter");
+        assert_eq!(err.kind(), ErrorKind::InvalidUri);
+        assert!(!bad.exists());
+    }
+    let err = create_if_missing(&uri("local:ephemeral"), KeySpec::Ecdsa(Curve::P256))
         .expect_err("ephemeral");
     assert_eq!(err.kind(), ErrorKind::InvalidUri);
 
     let victim = dir.path().join("victim");
     let link = dir.path().join("planted");
     std::os::unix::fs::symlink(&victim, &link).expect("symlink");
-    let err = SecretKey::generate(Algorithm::EcdsaP256Sha256)
+    let err = SecretKey::generate(KeySpec::Ed25519)
         .expect("key")
         .write_new_file(&link)
         .expect_err("refuses the symlink");
@@ -418,39 +433,66 @@ async fn key_files_are_created_once_0600_and_never_through_a_symlink() {
 }
 
 /// `engine=auto` (the default) signs with RustCrypto, moves to AWS-LC once enough
-/// signatures were made, and starts with AWS-LC when the caller expects that many.
+/// signatures were made for the key's kind, and starts with AWS-LC when the caller expects
+/// that many.
 #[tokio::test]
 async fn the_automatic_engine_follows_the_number_of_signatures() {
-    use kmssh_backend_local::AUTO_AWS_LC_FROM_SIGNATURES;
-    let key = LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("key");
-    assert_eq!(key.engine(), SigningEngine::RustCrypto);
-    let digest = Algorithm::EcdsaP256Sha256.digest(b"auto");
-    for _ in 0..=AUTO_AWS_LC_FROM_SIGNATURES {
-        let signature = key.sign_digest_sync(&digest).expect("signs");
-        key.public_key()
-            .verify_digest(&digest, &signature)
-            .expect("verifies");
-    }
-    let expected = if cfg!(feature = "aws-lc") {
+    use kmssh_backend_local::{AUTO_AWS_LC_FROM_SIGNATURES, SecretKey, auto_aws_lc_from};
+    let upgraded = if cfg!(feature = "aws-lc") {
         SigningEngine::AwsLc
     } else {
         SigningEngine::RustCrypto
     };
-    assert_eq!(key.engine(), expected);
-    let batch = LocalKey::generate(
-        Algorithm::EcdsaP521Sha512,
-        LocalOptions {
-            expected_signatures: Some(AUTO_AWS_LC_FROM_SIGNATURES),
-            ..LocalOptions::default()
-        },
-    )
-    .expect("key");
-    assert_eq!(batch.engine(), expected);
-    let pinned = open_uri(&uri("local:ephemeral?engine=rustcrypto")).expect("opens");
-    for _ in 0..=AUTO_AWS_LC_FROM_SIGNATURES {
-        pinned.sign_digest_sync(&digest).expect("signs");
+    assert_eq!(
+        auto_aws_lc_from(KeySpec::Ecdsa(Curve::P384)),
+        AUTO_AWS_LC_FROM_SIGNATURES
+    );
+    // An RSA key read from a file (not generated by AWS-LC) and an Ed25519 key.
+    let rsa = kmssh_core::rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).expect("RSA-2048");
+    for secret in [
+        SecretKey::generate(KeySpec::Ecdsa(Curve::P256)).expect("key"),
+        SecretKey::Rsa(Box::new(rsa)),
+        SecretKey::generate(KeySpec::Ed25519).expect("key"),
+    ] {
+        let spec = secret.spec();
+        let from = auto_aws_lc_from(spec);
+        let key = LocalKey::from_secret(uri("local:test"), &secret, LocalOptions::default())
+            .expect("key");
+        let algorithm = key.algorithm();
+        let digest = algorithm.digest(b"auto");
+        let input = match &digest {
+            Some(d) => SigningInput::Digest(d),
+            None => SigningInput::Message(b"auto"),
+        };
+        for n in 0..=from {
+            assert_eq!(key.engine(), SigningEngine::RustCrypto, "{spec} before {n}");
+            key.sign_sync(algorithm, input).expect("signs");
+        }
+        assert_eq!(key.engine(), upgraded, "{spec} after {from}");
+        let batch = LocalKey::from_secret(
+            uri("local:test"),
+            &secret,
+            LocalOptions {
+                expected_signatures: Some(from),
+                ..LocalOptions::default()
+            },
+        )
+        .expect("key");
+        assert_eq!(batch.engine(), upgraded, "{spec}");
+        let pinned = LocalKey::from_secret(
+            uri("local:test"),
+            &secret,
+            LocalOptions {
+                engine: Some(SigningEngine::RustCrypto),
+                ..LocalOptions::default()
+            },
+        )
+        .expect("key");
+        for _ in 0..=from {
+            pinned.sign_sync(algorithm, input).expect("signs");
+        }
+        assert_eq!(pinned.engine(), SigningEngine::RustCrypto);
     }
-    assert_eq!(pinned.engine(), SigningEngine::RustCrypto);
 }
 
 /// A key file open to group or others is refused with its mode and the fix, as ssh

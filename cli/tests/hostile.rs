@@ -998,13 +998,13 @@ fn the_exit_status_tables_in_the_code_the_readme_and_the_security_model_agree() 
 fn kmssh_verify_gives_sshds_verdict_on_every_hostile_certificate() {
     use kmssh_conformance::hostile::{self, Verdict};
     use kmssh_conformance::kmssh_backend_local::{LocalKey, LocalOptions};
-    use kmssh_core::{Algorithm, KmsKey as _};
+    use kmssh_core::{Curve, KeySpec, KmsKey as _};
     use kmssh_pki::ssh_key::public::KeyData;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let key =
-        || LocalKey::generate(Algorithm::EcdsaP256Sha256, LocalOptions::default()).expect("key");
+        || LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default()).expect("key");
     let (ca, other_ca) = (key(), key());
     let subject_path = keygen(d, "id").with_extension("pub");
     let subject: KeyData =

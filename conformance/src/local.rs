@@ -1,6 +1,7 @@
-//! The local fixtures: ephemeral keys signed by each engine compiled in (AWS-LC with
-//! feature `local-aws-lc`, RustCrypto always), and OpenSSH key files made by `ssh-keygen`,
-//! all opened through the registry by URI. Local keys have no wire to fault.
+//! The local fixtures: ephemeral keys of every kind ([`KeySpec::ALL`]) signed by each
+//! engine compiled in (AWS-LC with feature `local-aws-lc`, RustCrypto always), and
+//! OpenSSH key files of every kind made by `ssh-keygen`, all opened through the registry
+//! by URI. Local keys have no wire to fault.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kmssh_backend_local::SigningEngine;
-use kmssh_core::{Algorithm, KmsKey};
+use kmssh_core::{Curve, KeySpec, KmsKey};
 
 use crate::fixture::{Capabilities, Fixture};
 
@@ -19,9 +20,10 @@ pub const NAME: &str = "local";
 /// Where a local fixture's keys come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LocalKeys {
-    /// `local:ephemeral?curve=…&engine=…`: a new key in memory per case.
+    /// `local:ephemeral?…&engine=…`: a new key in memory per case (see
+    /// [`kmssh_backend_local::ephemeral_uri`]).
     Ephemeral(SigningEngine),
-    /// `local:PATH`: one OpenSSH key file per curve, made by `ssh-keygen`, per process.
+    /// `local:PATH`: one OpenSSH key file per kind, made by `ssh-keygen`, per process.
     Files,
 }
 
@@ -77,9 +79,24 @@ impl LocalFixture {
     }
 }
 
-/// `p256`, `p384`, `p521`: the URI's curve parameter.
-fn curve_parameter(algorithm: Algorithm) -> &'static str {
-    algorithm.ssh_curve().trim_start_matches("nist")
+/// `ecdsa-p256`, `rsa-3072`, `ed25519`: a file name part.
+fn spec_name(spec: KeySpec) -> String {
+    match spec {
+        KeySpec::Ecdsa(curve) => format!("ecdsa-{}", curve.ssh_name()),
+        KeySpec::Rsa(bits) => format!("rsa-{bits}"),
+        KeySpec::Ed25519 => "ed25519".to_owned(),
+    }
+}
+
+/// `ssh-keygen`'s `-t` and `-b` for a kind of key.
+fn ssh_keygen_type(spec: KeySpec) -> (&'static str, Option<u32>) {
+    match spec {
+        KeySpec::Ecdsa(Curve::P256) => ("ecdsa", Some(256)),
+        KeySpec::Ecdsa(Curve::P384) => ("ecdsa", Some(384)),
+        KeySpec::Ecdsa(Curve::P521) => ("ecdsa", Some(521)),
+        KeySpec::Rsa(bits) => ("rsa", Some(bits)),
+        KeySpec::Ed25519 => ("ed25519", None),
+    }
 }
 
 /// `target/tmp/local-file-keys`, where key files are made (files older than a day, from
@@ -104,44 +121,40 @@ fn key_file_dir() -> PathBuf {
     dir
 }
 
-/// The URI of this process's `ssh-keygen` key file on `algorithm`'s curve, made on first
-/// use.
+/// The URI of this process's `ssh-keygen` key file of kind `spec`, made on first use.
 ///
 /// # Panics
 /// If `ssh-keygen` fails.
 #[must_use]
-pub fn key_file_uri(algorithm: Algorithm) -> String {
-    static FILES: Mutex<Option<HashMap<Algorithm, String>>> = Mutex::new(None);
+pub fn key_file_uri(spec: KeySpec) -> String {
+    static FILES: Mutex<Option<HashMap<KeySpec, String>>> = Mutex::new(None);
     let mut files = FILES.lock().unwrap_or_else(PoisonError::into_inner);
     let files = files.get_or_insert_with(HashMap::new);
-    if let Some(uri) = files.get(&algorithm) {
+    if let Some(uri) = files.get(&spec) {
         return uri.clone();
     }
-    let path = key_file_dir().join(format!(
-        "ca_key-{}-{}",
-        curve_parameter(algorithm),
-        std::process::id()
-    ));
+    let path = key_file_dir().join(format!("ca_key-{}-{}", spec_name(spec), std::process::id()));
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(path.with_extension("pub"));
-    let bits = match algorithm {
-        Algorithm::EcdsaP256Sha256 => "256",
-        Algorithm::EcdsaP384Sha384 => "384",
-        Algorithm::EcdsaP521Sha512 => "521",
-    };
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-N", "", "-t", "ecdsa", "-b", bits, "-f"])
+    let (kind, bits) = ssh_keygen_type(spec);
+    let mut keygen = std::process::Command::new("ssh-keygen");
+    keygen.args(["-q", "-N", "", "-t", kind]);
+    if let Some(bits) = bits {
+        keygen.arg("-b").arg(bits.to_string());
+    }
+    let out = keygen
+        .arg("-f")
         .arg(&path)
         .stdin(std::process::Stdio::null())
         .output()
         .expect("ssh-keygen");
     assert!(
         out.status.success(),
-        "{}",
+        "ssh-keygen -t {kind}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let uri = format!("local:{}", path.display());
-    files.insert(algorithm, uri.clone());
+    files.insert(spec, uri.clone());
     uri
 }
 
@@ -151,8 +164,8 @@ impl Fixture for LocalFixture {
         NAME
     }
 
-    fn algorithms(&self) -> &'static [Algorithm] {
-        &Algorithm::ALL
+    fn key_specs(&self) -> &'static [KeySpec] {
+        &KeySpec::ALL
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -163,13 +176,14 @@ impl Fixture for LocalFixture {
         }
     }
 
-    async fn key(&self, algorithm: Algorithm) -> Option<Arc<dyn KmsKey>> {
+    async fn key(&self, spec: KeySpec) -> Option<Arc<dyn KmsKey>> {
         let uri = match self.keys {
-            LocalKeys::Ephemeral(engine) => format!(
-                "local:ephemeral?curve={}&engine={engine}",
-                curve_parameter(algorithm)
-            ),
-            LocalKeys::Files => key_file_uri(algorithm),
+            LocalKeys::Ephemeral(engine) => {
+                let named = kmssh_backend_local::ephemeral_uri(spec)
+                    .unwrap_or_else(|e| panic!("no URI for {spec}: {e}"));
+                format!("{named}&engine={engine}")
+            }
+            LocalKeys::Files => key_file_uri(spec),
         };
         crate::open_key(&uri).await
     }

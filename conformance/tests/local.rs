@@ -1,5 +1,6 @@
-//! The conformance suite against the local backend: every curve, every signing engine
-//! compiled in (AWS-LC by default, RustCrypto always), and OpenSSH key files reached by
+//! The conformance suite against the local backend: every kind of key (ECDSA P-256,
+//! P-384, P-521, RSA-2048/3072/4096, Ed25519), every signing engine compiled in (AWS-LC
+//! by default, RustCrypto always), and OpenSSH key files made by `ssh-keygen` reached by
 //! path. Local keys have no wire, so the fault cases are skipped by capability.
 
 use kmssh_backend_local as _;
