@@ -1,15 +1,17 @@
-//! [`AzureKeyVaultKey`]: a Key Vault key opened and checked (`get key`), its version
-//! pinned, signing digests with `sign`; and the key URL parser.
+//! [`AzureKeyVaultKey`]: a Key Vault key (EC or RSA) opened and checked (`get key`), its
+//! version pinned, signing digests with `sign`; and the key URL parser.
 
 use async_trait::async_trait;
 use azure_security_keyvault_keys::KeyClient;
 use azure_security_keyvault_keys::models::{
-    CurveName, KeyClientGetKeyOptions, KeyClientSignOptions, KeyOperation, KeyType, SignParameters,
-    SignatureAlgorithm,
+    CurveName, JsonWebKey, KeyClientGetKeyOptions, KeyClientSignOptions, KeyOperation, KeyType,
+    SignParameters, SignatureAlgorithm,
 };
+use kmssh_core::rsa::BoxedUint;
 use kmssh_core::{
-    Algorithm, EcPublicKey, EcdsaSignature, Error, ErrorKind, KeyUri, RawSigner, Result,
-    RetryPolicy, VerifiedSigner,
+    Algorithm, Curve, EcPublicKey, EcdsaSignature, Error, ErrorKind, KeyUri, MAX_RSA_BITS,
+    MIN_RSA_BITS, PublicKey, RawSigner, Result, RetryPolicy, RsaSignature, Signature,
+    SigningPayload, VerifiedSigner,
 };
 
 use crate::AzureKeyVaultOptions;
@@ -74,9 +76,25 @@ pub struct AzureKeyVaultKey {
     client: KeyClient,
     name: String,
     version: String,
-    algorithm: SignatureAlgorithm,
-    public: EcPublicKey,
+    public: PublicKey,
+    algorithms: &'static [Algorithm],
     retry: RetryPolicy,
+}
+
+/// The JWS algorithm Key Vault signs `algorithm` with: `ES256`/`ES384`/`ES512` for ECDSA,
+/// `RS256`/`RS384`/`RS512` (PKCS#1 v1.5, never `PS*`) for RSA; `None` for Ed25519, which
+/// Key Vault does not offer.
+#[must_use]
+pub(crate) fn jws_algorithm(algorithm: Algorithm) -> Option<SignatureAlgorithm> {
+    match algorithm {
+        Algorithm::EcdsaP256Sha256 => Some(SignatureAlgorithm::Es256),
+        Algorithm::EcdsaP384Sha384 => Some(SignatureAlgorithm::Es384),
+        Algorithm::EcdsaP521Sha512 => Some(SignatureAlgorithm::Es512),
+        Algorithm::RsaPkcs1Sha256 => Some(SignatureAlgorithm::Rs256),
+        Algorithm::RsaPkcs1Sha384 => Some(SignatureAlgorithm::Rs384),
+        Algorithm::RsaPkcs1Sha512 => Some(SignatureAlgorithm::Rs512),
+        Algorithm::Ed25519 => None,
+    }
 }
 
 /// A JWK coordinate, left-padded with zeros to the curve's field size.
@@ -102,7 +120,7 @@ impl std::fmt::Debug for AzureKeyVaultKey {
         f.debug_struct("AzureKeyVaultKey")
             .field("uri", &self.uri)
             .field("version", &self.version)
-            .field("algorithm", &self.public.algorithm())
+            .field("key", &self.public.description())
             .finish_non_exhaustive()
     }
 }
@@ -128,9 +146,11 @@ impl AzureKeyVaultKey {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidUri`] as [`parse_key_url`];
-    /// [`ErrorKind::UnsupportedAlgorithm`] for RSA, oct and P-256K keys;
-    /// [`ErrorKind::InvalidKey`] for keys without the `sign` operation, disabled, expired
-    /// or not yet valid; provider failures mapped to kinds after retries.
+    /// [`ErrorKind::UnsupportedAlgorithm`] for key types other than `EC`, `EC-HSM`, `RSA`
+    /// and `RSA-HSM` (named: `oct`, `OKP`…), P-256K keys and RSA keys outside 2048–8192
+    /// bits; [`ErrorKind::InvalidKey`] for keys without the `sign` operation, disabled,
+    /// expired or not yet valid, or a malformed JWK; provider failures mapped to kinds
+    /// after retries.
     pub async fn open_with_client(
         uri: &KeyUri,
         client: KeyClient,
@@ -154,35 +174,12 @@ impl AzureKeyVaultKey {
             .await
             .map_err(at_uri)?;
         let invalid = |why: String| at_uri(Error::new(ErrorKind::InvalidKey, why));
-        let unsupported = |why: String| at_uri(Error::new(ErrorKind::UnsupportedAlgorithm, why));
         let jwk = key
             .key
             .as_ref()
             .ok_or_else(|| invalid("the key has no JWK".into()))?;
-        match &jwk.kty {
-            Some(KeyType::Ec | KeyType::EcHsm) => {}
-            other => {
-                let kty = other
-                    .as_ref()
-                    .map_or_else(|| "none".to_owned(), ToString::to_string);
-                return Err(unsupported(format!(
-                    "key type {kty} is not supported: kmssh signs with EC keys on P-256, P-384 or P-521"
-                )));
-            }
-        }
-        let (algorithm, signature_algorithm) = match &jwk.crv {
-            Some(CurveName::P256) => (Algorithm::EcdsaP256Sha256, SignatureAlgorithm::Es256),
-            Some(CurveName::P384) => (Algorithm::EcdsaP384Sha384, SignatureAlgorithm::Es384),
-            Some(CurveName::P521) => (Algorithm::EcdsaP521Sha512, SignatureAlgorithm::Es512),
-            other => {
-                let crv = other
-                    .as_ref()
-                    .map_or_else(|| "none".to_owned(), ToString::to_string);
-                return Err(unsupported(format!(
-                    "curve {crv} is not supported: use P-256, P-384 or P-521"
-                )));
-            }
-        };
+        // The key type first: it decides which JWK members matter.
+        let public = public_key(jwk).map_err(at_uri)?;
         let ops = jwk.key_ops.clone().unwrap_or_default();
         if !ops.iter().any(|op| op == KeyOperation::Sign.as_ref()) {
             return Err(invalid(format!(
@@ -205,11 +202,6 @@ impl AzureKeyVaultKey {
                 return Err(invalid(format!("the key is not valid before {not_before}")));
             }
         }
-        let field = algorithm.field_len();
-        let mut point = vec![0x04];
-        point.extend(coordinate(jwk.x.as_ref(), field, "x").map_err(at_uri)?);
-        point.extend(coordinate(jwk.y.as_ref(), field, "y").map_err(at_uri)?);
-        let public = EcPublicKey::from_sec1_bytes(algorithm, &point).map_err(at_uri)?;
         let version = match &location.version {
             Some(v) => v.clone(),
             None => {
@@ -234,7 +226,9 @@ impl AzureKeyVaultKey {
             client,
             name: location.name.clone(),
             version,
-            algorithm: signature_algorithm,
+            // Key Vault lets an RSA key sign RS256, RS384 and RS512 whatever its size; an
+            // EC key signs with its curve's one algorithm.
+            algorithms: public.algorithms(),
             public,
             retry,
         }))
@@ -253,17 +247,30 @@ impl RawSigner for AzureKeyVaultKey {
         &self.uri
     }
 
-    fn public_key(&self) -> &EcPublicKey {
+    fn public_key(&self) -> &PublicKey {
         &self.public
     }
 
-    async fn sign_digest_unverified(&self, digest: &[u8]) -> Result<EcdsaSignature> {
+    fn algorithms(&self) -> &[Algorithm] {
+        self.algorithms
+    }
+
+    async fn sign_unverified(&self, payload: &SigningPayload<'_>) -> Result<Signature> {
+        let algorithm = payload.algorithm();
+        let jws = jws_algorithm(algorithm).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnsupportedAlgorithm,
+                format!("Azure Key Vault does not sign {algorithm}"),
+            )
+        })?;
         let result = self
             .retry
             .run("sign", || async {
+                // The digest, computed here: Key Vault's RS* build the DigestInfo
+                // themselves, as its ES* take the bare hash.
                 let parameters = SignParameters {
-                    algorithm: Some(self.algorithm.clone()),
-                    value: Some(digest.to_vec()),
+                    algorithm: Some(jws.clone()),
+                    value: Some(payload.as_bytes().to_vec()),
                 };
                 let body = parameters
                     .try_into()
@@ -280,20 +287,9 @@ impl RawSigner for AzureKeyVaultKey {
                 response.into_model().map_err(|e| map_sdk_error("sign", e))
             })
             .await?;
-        let algorithm = self.public.algorithm();
         let raw = result
             .result
             .ok_or_else(|| Error::new(ErrorKind::BadSignature, "sign answered without a value"))?;
-        if raw.len() != 2 * algorithm.field_len() {
-            return Err(Error::new(
-                ErrorKind::BadSignature,
-                format!(
-                    "Key Vault returned a {}-byte signature; {algorithm} r||s is exactly {} bytes",
-                    raw.len(),
-                    2 * algorithm.field_len()
-                ),
-            ));
-        }
         // Key Vault identifiers compare case-insensitively: a URI may spell the name
         // `SSH-CA` for the key stored (and named in `kid`) as `ssh-ca`.
         if let Some(kid) = &result.kid
@@ -307,13 +303,148 @@ impl RawSigner for AzureKeyVaultKey {
                 format!("signed by {kid}, not the pinned version {}", self.version),
             ));
         }
-        EcdsaSignature::from_fixed(algorithm, &raw)
+        decode_signature(&self.public, algorithm, &raw)
     }
+}
+
+/// Decodes `sign`'s `value`: fixed-width `r||s` for ECDSA (JWS, RFC 7518 §3.4), the
+/// modulus-length integer for RSA (§3.3), each checked for its exact length.
+fn decode_signature(public: &PublicKey, algorithm: Algorithm, raw: &[u8]) -> Result<Signature> {
+    let wrong_length = |expected: usize, form: &str| {
+        Error::new(
+            ErrorKind::BadSignature,
+            format!(
+                "Key Vault returned a {}-byte signature; {form} from an {} key is exactly {expected} bytes",
+                raw.len(),
+                public.description()
+            ),
+        )
+    };
+    match (algorithm.curve(), algorithm.hash()) {
+        (Some(curve), _) => {
+            if raw.len() != 2 * curve.field_len() {
+                return Err(wrong_length(2 * curve.field_len(), "r||s"));
+            }
+            EcdsaSignature::from_fixed(curve, raw).map(Signature::Ecdsa)
+        }
+        (None, Some(hash)) => {
+            let modulus = public.rsa_bits().map_or(0, |bits| bits.div_ceil(8));
+            if raw.len() != modulus {
+                return Err(wrong_length(modulus, "a PKCS#1 v1.5 signature"));
+            }
+            RsaSignature::new(hash, raw).map(Signature::Rsa)
+        }
+        (None, None) => Err(Error::new(
+            ErrorKind::UnsupportedAlgorithm,
+            format!("Azure Key Vault does not sign {algorithm}"),
+        )),
+    }
+}
+
+/// A JWK member's bytes, or an error naming the member.
+fn member<'a>(field: Option<&'a Vec<u8>>, which: &str) -> Result<&'a [u8]> {
+    field
+        .map(Vec::as_slice)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidKey, format!("the JWK has no `{which}`")))
+}
+
+/// The public key in a Key Vault JWK: `EC`/`EC-HSM` on P-256, P-384 or P-521 (`x`, `y`),
+/// or `RSA`/`RSA-HSM` of 2048 to 8192 bits (`n`, `e`). Every other key type is refused
+/// by name; Key Vault has no Ed25519 keys at all.
+///
+/// # Errors
+/// [`ErrorKind::UnsupportedAlgorithm`] naming the key type, curve or RSA size;
+/// [`ErrorKind::InvalidKey`] for missing or malformed members.
+pub(crate) fn public_key(jwk: &JsonWebKey) -> Result<PublicKey> {
+    let unsupported = |why: String| Error::new(ErrorKind::UnsupportedAlgorithm, why);
+    match &jwk.kty {
+        Some(KeyType::Ec | KeyType::EcHsm) => {
+            let curve = match &jwk.crv {
+                Some(CurveName::P256) => Curve::P256,
+                Some(CurveName::P384) => Curve::P384,
+                Some(CurveName::P521) => Curve::P521,
+                Some(CurveName::P256K) => {
+                    return Err(unsupported(
+                        "curve P-256K (secp256k1) is not supported: use P-256, P-384 or P-521"
+                            .into(),
+                    ));
+                }
+                other => {
+                    let crv = other
+                        .as_ref()
+                        .map_or_else(|| "none".to_owned(), ToString::to_string);
+                    return Err(unsupported(format!(
+                        "curve {crv} is not supported: use P-256, P-384 or P-521"
+                    )));
+                }
+            };
+            let field = curve.field_len();
+            let mut point = vec![0x04];
+            point.extend(coordinate(jwk.x.as_ref(), field, "x")?);
+            point.extend(coordinate(jwk.y.as_ref(), field, "y")?);
+            EcPublicKey::from_sec1_bytes(curve, &point).map(PublicKey::Ecdsa)
+        }
+        Some(KeyType::Rsa | KeyType::RsaHsm) => {
+            rsa_public_key(member(jwk.n.as_ref(), "n")?, member(jwk.e.as_ref(), "e")?)
+        }
+        Some(KeyType::Oct | KeyType::OctHsm) => {
+            let kty = jwk
+                .kty
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            Err(unsupported(format!(
+                "key type {kty} is a symmetric key, which signs only HMACs (HS256…): kmssh signs with RSA (RSA, RSA-HSM) or EC (EC, EC-HSM) keys"
+            )))
+        }
+        other => {
+            let kty = other
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), ToString::to_string);
+            Err(unsupported(format!(
+                "key type {kty} is not supported: Azure Key Vault has no Ed25519 signing keys; kmssh signs there with RSA (RSA, RSA-HSM) or EC (EC, EC-HSM) keys"
+            )))
+        }
+    }
+}
+
+/// An RSA public key from a JWK's `n` and `e` (big-endian, leading zeros allowed), of
+/// [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits.
+fn rsa_public_key(n: &[u8], e: &[u8]) -> Result<PublicKey> {
+    let strip =
+        |bytes: &'_ [u8]| -> Vec<u8> { bytes.iter().copied().skip_while(|b| *b == 0).collect() };
+    let (n, e) = (strip(n), strip(e));
+    // Sized here, before any arithmetic, so a small or huge modulus is refused by name.
+    let bits = n
+        .first()
+        .map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize);
+    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+        return Err(Error::new(
+            ErrorKind::UnsupportedAlgorithm,
+            format!(
+                "the key is RSA-{bits}: kmssh signs with RSA keys of {MIN_RSA_BITS} to {MAX_RSA_BITS} bits"
+            ),
+        ));
+    }
+    let key = kmssh_core::rsa::PublicKey::new_with_size_limits(
+        BoxedUint::from_be_slice_vartime(&n),
+        BoxedUint::from_be_slice_vartime(&e),
+        MIN_RSA_BITS..=MAX_RSA_BITS,
+    )
+    .map_err(|err| {
+        Error::new(
+            ErrorKind::InvalidKey,
+            format!("the JWK's RSA-{bits} `n` and `e` are not an RSA public key"),
+        )
+        .with_source(err.to_string())
+    })?;
+    PublicKey::rsa(key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64ct::Encoding as _;
 
     #[test]
     fn key_urls_parse_and_http_is_refused() {
@@ -337,5 +468,120 @@ mod tests {
             let err = parse_key_url(&KeyUri::parse(bad).expect("uri")).expect_err(bad);
             assert_eq!(err.kind(), ErrorKind::InvalidUri, "{bad}");
         }
+    }
+
+    fn jwk(json: serde_json::Value) -> JsonWebKey {
+        serde_json::from_value(json).expect("a JWK")
+    }
+
+    /// `n` of `bits` bits: odd, top bit set (a plausible modulus for the size checks).
+    fn modulus(bits: usize) -> String {
+        let mut n = vec![0xc5u8; bits / 8];
+        n[0] = 0xc5;
+        let last = n.len() - 1;
+        n[last] |= 1;
+        base64ct::Base64UrlUnpadded::encode_string(&n)
+    }
+
+    #[test]
+    fn rsa_jwks_give_rsa_keys_that_sign_rs_algorithms_only() {
+        for kty in ["RSA", "RSA-HSM"] {
+            for bits in [2048, 3072, 4096, 8192] {
+                let key = public_key(&jwk(serde_json::json!({
+                    "kty": kty, "n": modulus(bits), "e": "AQAB",
+                })))
+                .expect("an RSA key");
+                assert_eq!(key.rsa_bits(), Some(bits), "{kty}");
+                assert_eq!(
+                    key.algorithms(),
+                    &[
+                        Algorithm::RsaPkcs1Sha512,
+                        Algorithm::RsaPkcs1Sha256,
+                        Algorithm::RsaPkcs1Sha384
+                    ]
+                );
+            }
+        }
+        // A leading zero octet in `n` changes nothing.
+        let mut n = vec![0u8];
+        n.extend(base64ct::Base64UrlUnpadded::decode_vec(&modulus(2048)).expect("b64"));
+        let padded = public_key(&jwk(serde_json::json!({
+            "kty": "RSA", "n": base64ct::Base64UrlUnpadded::encode_string(&n), "e": "AQAB",
+        })))
+        .expect("an RSA key");
+        assert_eq!(padded.rsa_bits(), Some(2048));
+        let names: Vec<String> = Algorithm::ALL
+            .into_iter()
+            .filter_map(jws_algorithm)
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512"],
+            "never PS*"
+        );
+        assert!(jws_algorithm(Algorithm::Ed25519).is_none());
+    }
+
+    #[test]
+    fn other_key_types_and_sizes_are_refused_by_name() {
+        for (json, words) in [
+            (
+                serde_json::json!({"kty": "RSA", "n": modulus(1024), "e": "AQAB"}),
+                &["RSA-1024", "2048"][..],
+            ),
+            (
+                serde_json::json!({"kty": "RSA", "n": modulus(8200), "e": "AQAB"}),
+                &["RSA-8200", "8192"][..],
+            ),
+            (
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}),
+                &["OKP", "no Ed25519"][..],
+            ),
+            (serde_json::json!({"kty": "oct"}), &["oct", "symmetric"][..]),
+            (
+                serde_json::json!({"kty": "oct-HSM"}),
+                &["oct-HSM", "symmetric"][..],
+            ),
+            (
+                serde_json::json!({"kty": "EC", "crv": "P-256K", "x": "AAAA", "y": "AAAA"}),
+                &["P-256K"][..],
+            ),
+            (
+                serde_json::json!({"n": modulus(2048)}),
+                &["none", "no Ed25519"][..],
+            ),
+        ] {
+            let err = public_key(&jwk(json.clone())).expect_err("refused");
+            assert_eq!(err.kind(), ErrorKind::UnsupportedAlgorithm, "{json}");
+            for word in words {
+                assert!(err.to_string().contains(word), "{json}: {err}");
+            }
+        }
+        for json in [
+            serde_json::json!({"kty": "RSA", "e": "AQAB"}),
+            serde_json::json!({"kty": "RSA", "n": modulus(2048)}),
+            // An even modulus is no RSA key.
+            serde_json::json!({"kty": "RSA", "n": base64ct::Base64UrlUnpadded::encode_string(&[0xc4u8; 256]), "e": "AQAB"}),
+        ] {
+            let err = public_key(&jwk(json.clone())).expect_err("refused");
+            assert_eq!(err.kind(), ErrorKind::InvalidKey, "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn rsa_answers_must_be_modulus_length() {
+        let key = public_key(&jwk(serde_json::json!({
+            "kty": "RSA", "n": modulus(3072), "e": "AQAB",
+        })))
+        .expect("an RSA key");
+        let signature =
+            decode_signature(&key, Algorithm::RsaPkcs1Sha256, &[1u8; 384]).expect("decodes");
+        assert_eq!(signature.algorithm(), Algorithm::RsaPkcs1Sha256);
+        let err =
+            decode_signature(&key, Algorithm::RsaPkcs1Sha512, &[1u8; 383]).expect_err("short");
+        assert_eq!(err.kind(), ErrorKind::BadSignature);
+        assert!(err.to_string().contains("383-byte"), "{err}");
+        assert!(err.to_string().contains("384 bytes"), "{err}");
     }
 }

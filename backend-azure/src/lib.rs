@@ -1,5 +1,6 @@
 //! kmssh's Azure Key Vault (and Managed HSM) backend: signs with an EC key on P-256,
-//! P-384 or P-521 (`ES256`, `ES384`, `ES512`).
+//! P-384 or P-521 (`ES256`, `ES384`, `ES512`) or an RSA key of 2048 to 8192 bits (PKCS#1
+//! v1.5: `RS512`, `RS256`, `RS384`). Key Vault has no Ed25519 keys.
 //!
 //! # Key URIs
 //!
@@ -48,15 +49,21 @@
 //! # What opening checks
 //!
 //! Opening costs one `get key`. The key must be an EC key (`EC` or `EC-HSM`) on P-256,
-//! P-384 or P-521, allow the `sign` operation, be enabled, and be inside its validity
-//! window (`nbf`, `exp`); otherwise opening fails with the reason. Without a version in
+//! P-384 or P-521 or an RSA key (`RSA` or `RSA-HSM`) of 2048 to 8192 bits, allow the
+//! `sign` operation, be enabled, and be inside its validity window (`nbf`, `exp`);
+//! otherwise opening fails with the reason. Other key types are refused by name: `oct`
+//! and `oct-HSM` (symmetric), and anything else such as `OKP`, since Key Vault has no
+//! Ed25519 signing keys; so are P-256K and RSA keys smaller than 2048 bits. Without a version in
 //! the URI, the current version is resolved once at open and pinned: signing and
 //! verification use the same version even if the key is rotated meanwhile. The public key
 //! comes from the JWK once and is cached.
 //!
-//! Each signature is one `sign` call on the locally computed digest; its `r||s` answer
-//! must be exactly twice the field size and come from the pinned version, and is verified
-//! before it is returned. Throttling (honouring `Retry-After`), 5xx answers, dropped
+//! An EC key signs with its curve's algorithm; an RSA key signs any of
+//! [`Algorithm::RSA`](kmssh_core::Algorithm::RSA) (`RS512` first, as `ssh-keygen -s`
+//! signs `rsa-sha2-512`; `RS256`; `RS384`), never `PS*`. Each signature is one `sign`
+//! call on the locally computed digest (Key Vault builds the PKCS#1 DigestInfo itself);
+//! its answer must be exactly twice the field size (`r||s`) or exactly the modulus length
+//! (RSA), come from the pinned version, and is verified before it is returned. Throttling (honouring `Retry-After`), 5xx answers, dropped
 //! connections and timed-out attempts are retried with jittered exponential backoff
 //! inside a deadline.
 //!
@@ -84,7 +91,7 @@ pub const SCHEME: &str = "azure-kv";
 
 kmssh_core::register_backend! {
     scheme: SCHEME,
-    description: "Azure Key Vault / Managed HSM: azure-kv:https://VAULT.vault.azure.net/keys/NAME[/VERSION], EC P-256/P-384/P-521",
+    description: "Azure Key Vault / Managed HSM: azure-kv:https://VAULT.vault.azure.net/keys/NAME[/VERSION], EC P-256/P-384/P-521, RSA 2048-8192",
     options: AzureKeyVaultOptions,
     open: AzureKeyVaultKey::open,
 }

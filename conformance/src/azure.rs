@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use kmssh_backend_azure::{
     AccessTokenCredential, AzureKeyVaultKey, AzureKeyVaultOptions, CredentialChain,
 };
-use kmssh_core::{Algorithm, KeyUri, KmsKey, Options};
+use kmssh_core::{Curve, KeySpec, KeyUri, KmsKey, Options};
 
 use crate::azure_emulator::{AzureKeyVaultEmulator, KeyKind, KeySetup, TEST_TOKEN};
 use crate::faults::{FAULT_CALL_TIMEOUT, fault_retry_policy};
@@ -16,6 +16,17 @@ use crate::fixture::{Capabilities, FaultyKey, Fixture, cloud_capabilities, real_
 
 /// The backend's name in `KNOWN_BACKENDS`.
 pub const NAME: &str = "azure";
+
+/// The kinds of key Key Vault offers that kmssh signs with: EC on the three curves and
+/// RSA of its three sizes. Key Vault has no Ed25519 keys.
+pub const KEY_SPECS: [KeySpec; 6] = [
+    KeySpec::Ecdsa(Curve::P256),
+    KeySpec::Ecdsa(Curve::P384),
+    KeySpec::Ecdsa(Curve::P521),
+    KeySpec::Rsa(2048),
+    KeySpec::Rsa(3072),
+    KeySpec::Rsa(4096),
+];
 
 /// Options that reach the emulator: its endpoint, its CA, the test credential, short
 /// timeouts; the challenge's resource (vault.azure.net) is not the emulator's host.
@@ -119,29 +130,29 @@ impl Fixture for AzureFixture {
         NAME
     }
 
-    fn algorithms(&self) -> &'static [Algorithm] {
-        &Algorithm::ALL
+    fn key_specs(&self) -> &'static [KeySpec] {
+        &KEY_SPECS
     }
 
     fn capabilities(&self) -> Capabilities {
         cloud_capabilities(NAME)
     }
 
-    /// A new key in the shared emulator, or the first real key on that curve.
-    async fn key(&self, algorithm: Algorithm) -> Option<Arc<dyn KmsKey>> {
+    /// A new key in the shared emulator, or the first real key of that kind.
+    async fn key(&self, spec: KeySpec) -> Option<Arc<dyn KmsKey>> {
         if let Some(urls) = real_keys(NAME) {
             for url in urls {
                 let key = open(&format!("azure-kv:{url}"), &AzureKeyVaultOptions::default())
                     .await
                     .expect("open real key");
-                if key.algorithm() == algorithm {
+                if key.public_key().spec() == spec {
                     return Some(key);
                 }
             }
             return None;
         }
         let emulator = AzureKeyVaultEmulator::shared();
-        let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(algorithm)));
+        let name = emulator.create_key(KeySetup::signing(KeyKind::for_spec(spec)?));
         Some(
             open(&emulator_uri(&name, None), &emulator_options(emulator))
                 .await
@@ -150,12 +161,12 @@ impl Fixture for AzureFixture {
     }
 
     /// A new emulator key; its fault handle is the emulator's for that key.
-    async fn faulty_key(&self, algorithm: Algorithm) -> Option<FaultyKey> {
+    async fn faulty_key(&self, spec: KeySpec) -> Option<FaultyKey> {
         if !self.capabilities().faults {
             return None;
         }
         let emulator = AzureKeyVaultEmulator::shared();
-        let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(algorithm)));
+        let name = emulator.create_key(KeySetup::signing(KeyKind::for_spec(spec)?));
         let mut azure = emulator_options(emulator);
         azure.call_timeout = Some(FAULT_CALL_TIMEOUT);
         azure.retry = Some(fault_retry_policy());

@@ -5,9 +5,13 @@
 //!
 //! It behaves as Key Vault does where the backend can tell: the first request without a
 //! token gets 401 and a `WWW-Authenticate: Bearer authorization=…, resource=…` challenge;
-//! `api-version` is required; keys are JWKs (base64url `x`, `y`); `sign` takes
-//! `{"alg","value"}` and answers base64url fixed-width `r||s`; errors use Azure's
-//! `{"error":{"code","message"}}` shape. Each key has its own [`FaultHandle`] (the shared
+//! `api-version` is required; keys are JWKs (`EC` with base64url `crv`, `x`, `y`; `RSA`
+//! with `n`, `e`; `-HSM` types in a Managed HSM); `create` makes EC keys (P-256, P-384,
+//! P-521, P-256K) and RSA keys of 2048, 3072 or 4096 bits; `sign` takes `{"alg","value"}`
+//! (`ES256`/`ES384`/`ES512`, `RS256`/`RS384`/`RS512`), checks the algorithm against the
+//! key and the digest's length against the algorithm with the service's words, and
+//! answers base64url fixed-width `r||s` or the modulus-length RSA signature; errors use
+//! Azure's `{"error":{"code","message"}}` shape. Each key has its own [`FaultHandle`] (the shared
 //! fault layer), rendered in Key Vault's shape by [`AzureDialect`] (429 with
 //! `Retry-After`, latency, a wrong-length `r||s`, a flipped byte…).
 //!
@@ -28,9 +32,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use base64ct::Base64;
 use base64ct::{Base64UrlUnpadded, Encoding};
-use kmssh_backend_local::{LocalKey, LocalOptions};
-use kmssh_core::{Algorithm, KmsKey};
+use kmssh_backend_local::{LocalKey, LocalOptions, SecretKey, ephemeral_uri};
+use kmssh_core::rsa::traits::PublicKeyParts as _;
+use kmssh_core::{Algorithm, Curve, KeySpec, KmsKey, PublicKey, Signature, SigningInput};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::rustls;
@@ -49,17 +55,34 @@ pub const VAULT_RESOURCE: &str = "https://vault.azure.net";
 /// Managed HSM's token audience.
 pub const MANAGED_HSM_RESOURCE: &str = "https://managedhsm.azure.net";
 
-/// What kind of key a test key is.
+/// What kind of key a test key is. Its JWK's `kty` gains `-HSM` in a Managed HSM
+/// emulator ([`AzureKeyVaultEmulator::start_managed_hsm`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyKind {
-    /// An EC key on a curve kmssh signs with.
-    Ec(Algorithm),
-    /// An EC key on secp256k1 (`P-256K`).
+    /// An EC key on a curve kmssh signs with (`EC`).
+    Ec(Curve),
+    /// An EC key on secp256k1 (`P-256K`); it cannot sign here.
     EcP256K,
-    /// An RSA key.
-    Rsa,
+    /// An RSA key of this many bits (`RSA`). Key Vault's sizes (2048, 3072, 4096) sign;
+    /// any other size is a public modulus only, to check that the backend refuses it.
+    Rsa(u32),
     /// A symmetric (`oct`) key.
     Oct,
+    /// A JWK of a type Key Vault does not have: `OKP` on `Ed25519`, what an Ed25519 key
+    /// would look like. It cannot sign.
+    Okp,
+}
+
+impl KeyKind {
+    /// The kind of key Key Vault holds for `spec`; `None` for Ed25519, which it has not.
+    #[must_use]
+    pub fn for_spec(spec: KeySpec) -> Option<Self> {
+        match spec {
+            KeySpec::Ecdsa(curve) => Some(Self::Ec(curve)),
+            KeySpec::Rsa(bits) => Some(Self::Rsa(bits)),
+            KeySpec::Ed25519 => None,
+        }
+    }
 }
 
 /// How a test key is set up.
@@ -90,7 +113,8 @@ impl KeySetup {
 
 struct Version {
     id: String,
-    key: Option<LocalKey>,
+    /// Shared so that signing runs without the vault's lock.
+    key: Option<Arc<LocalKey>>,
 }
 
 struct StoredKey {
@@ -99,6 +123,8 @@ struct StoredKey {
     faults: FaultHandle,
     /// Behind the vault's firewall: every request for it is refused.
     firewalled: bool,
+    /// The `alg` of every signature made, in order.
+    signed: Vec<String>,
 }
 
 /// What an app registration proves itself with at the token endpoint.
@@ -138,6 +164,8 @@ pub struct TokenRequest {
 #[derive(Default)]
 struct State {
     keys: HashMap<String, StoredKey>,
+    /// Keys made by [`AzureKeyVaultEmulator::create_key`], for their names.
+    created: usize,
     /// Bearer tokens the vault accepts besides [`TEST_TOKEN`].
     accepted: HashSet<String>,
     apps: Vec<App>,
@@ -177,6 +205,7 @@ pub struct AzureKeyVaultEmulator {
     address: SocketAddr,
     ca_pem: String,
     keys: Keys,
+    hsm: bool,
 }
 
 fn test_pki() -> (String, rustls::ServerConfig) {
@@ -250,9 +279,13 @@ impl AzureKeyVaultEmulator {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let keys: Keys = Arc::default();
         let served = keys.clone();
+        let hsm = resource == MANAGED_HSM_RESOURCE;
         let address = spawn_loopback_server("azure-kv-emulator", move |stream, address| {
             let (acceptor, keys) = (acceptor.clone(), served.clone());
             async move {
+                // Answers go out at once: with Nagle's algorithm, the client's delayed
+                // ACK holds each answer for up to 40 ms (thousands of signatures per key).
+                let _ = stream.set_nodelay(true);
                 if let Ok(tls) = acceptor.accept(stream).await {
                     serve(tls, keys, address, resource).await;
                 }
@@ -262,6 +295,7 @@ impl AzureKeyVaultEmulator {
             address,
             ca_pem,
             keys,
+            hsm,
         }
     }
 
@@ -277,12 +311,28 @@ impl AzureKeyVaultEmulator {
         &self.ca_pem
     }
 
+    /// Whether this emulates a Managed HSM (key types `EC-HSM`, `RSA-HSM`, `oct-HSM`).
+    #[must_use]
+    pub fn is_managed_hsm(&self) -> bool {
+        self.hsm
+    }
+
     /// Creates a key with one version; returns its name.
+    ///
+    /// # Panics
+    /// If the key cannot be generated.
     #[must_use]
     pub fn create_key(&self, setup: KeySetup) -> String {
-        let mut state = lock(&self.keys);
-        let name = format!("key-{}", state.keys.len() + 1);
+        // Generated before the lock: RSA-4096 takes a while, and the vault keeps serving.
         let version = new_version(setup.kind);
+        let mut state = lock(&self.keys);
+        let name = loop {
+            state.created += 1;
+            let name = format!("key-{}", state.created);
+            if state.key(&name).is_none() {
+                break name;
+            }
+        };
         state.keys.insert(
             name.clone(),
             StoredKey {
@@ -290,6 +340,7 @@ impl AzureKeyVaultEmulator {
                 versions: vec![version],
                 faults: FaultHandle::new(),
                 firewalled: false,
+                signed: Vec::new(),
             },
         );
         name
@@ -369,11 +420,10 @@ impl AzureKeyVaultEmulator {
     /// Adds a new current version to a key (rotation); returns its id.
     #[must_use]
     pub fn rotate(&self, name: &str) -> Option<String> {
-        let mut state = lock(&self.keys);
-        let key = state.key_mut(name)?;
-        let version = new_version(key.setup.kind);
+        let kind = lock(&self.keys).key(name)?.1.setup.kind;
+        let version = new_version(kind);
         let id = version.id.clone();
-        key.versions.push(version);
+        lock(&self.keys).key_mut(name)?.versions.push(version);
         Some(id)
     }
 
@@ -392,6 +442,15 @@ impl AzureKeyVaultEmulator {
         lock(&self.keys).key(name).map(|(_, k)| k.faults.clone())
     }
 
+    /// The JWS `alg` of every signature a key has made, in order (`RS512`, `ES256`…).
+    #[must_use]
+    pub fn signed_algorithms(&self, name: &str) -> Vec<String> {
+        lock(&self.keys)
+            .key(name)
+            .map(|(_, k)| k.signed.clone())
+            .unwrap_or_default()
+    }
+
     /// How many authenticated requests of `operation` (`get` is
     /// [`Operation::GetPublicKey`]) a key has seen.
     #[must_use]
@@ -404,15 +463,45 @@ fn new_version(kind: KeyKind) -> Version {
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).expect("random version id");
     let key = match kind {
-        KeyKind::Ec(algorithm) => {
-            Some(LocalKey::generate(algorithm, LocalOptions::default()).expect("key"))
-        }
+        KeyKind::Ec(curve) => Some(Arc::new(
+            LocalKey::generate(KeySpec::Ecdsa(curve), LocalOptions::default()).expect("EC key"),
+        )),
+        KeyKind::Rsa(bits) if KeySpec::RSA_SIZES.contains(&bits) => Some(Arc::new(rsa_key(bits))),
         _ => None,
     };
     Version {
         id: id.iter().map(|b| format!("{b:02x}")).collect(),
         key,
     }
+}
+
+/// A new RSA key of one of Key Vault's sizes. Generated by AWS-LC, whatever engines the
+/// local backend was built with: RustCrypto's prime search takes seconds for RSA-4096,
+/// and the suite makes a key for every case. Signed with by the local backend.
+fn rsa_key(bits: u32) -> LocalKey {
+    use aws_lc_rs::encoding::AsDer as _;
+    let size = match bits {
+        2048 => aws_lc_rs::rsa::KeySize::Rsa2048,
+        3072 => aws_lc_rs::rsa::KeySize::Rsa3072,
+        _ => aws_lc_rs::rsa::KeySize::Rsa4096,
+    };
+    let pair = aws_lc_rs::rsa::KeyPair::generate(size).expect("RSA key");
+    let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> = pair.as_der().expect("PKCS#8");
+    let base64 = Base64::encode_string(der.as_ref());
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in base64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    let secret = SecretKey::from_pem(&pem).expect("the local backend reads PKCS#8 RSA");
+    let spec = KeySpec::Rsa(bits);
+    LocalKey::from_secret(
+        ephemeral_uri(spec).expect("URI"),
+        &secret,
+        LocalOptions::default(),
+    )
+    .expect("RSA key")
 }
 
 fn azure_error(
@@ -571,8 +660,17 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 Intercept::Drop => return,
                 Intercept::Respond(answer) => (answer.status, answer.headers, answer.body),
                 Intercept::Answer(edit) => {
-                    let (status, headers, mut body) =
-                        handle(&method, &target, &request.body, &keys, address);
+                    // On a blocking thread: RSA signing and key generation take
+                    // milliseconds to seconds, and the listener keeps serving meanwhile.
+                    let (keys, method, target) = (keys.clone(), method.clone(), target.clone());
+                    let hsm = resource == MANAGED_HSM_RESOURCE;
+                    let answer = tokio::task::spawn_blocking(move || {
+                        handle(&method, &target, &request.body, &keys, address, hsm)
+                    })
+                    .await;
+                    let Ok((status, headers, mut body)) = answer else {
+                        return;
+                    };
                     if status == 200 {
                         edit_answer(&AzureDialect, edit.as_ref(), &mut body);
                     }
@@ -606,8 +704,9 @@ async fn write_json<S: AsyncWrite + Unpin>(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
+    // One write: head and body in one TLS record and, mostly, one segment.
+    head.push_str(body);
     stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
     stream.flush().await
 }
 
@@ -740,6 +839,7 @@ fn handle(
     body: &[u8],
     keys: &Keys,
     address: SocketAddr,
+    hsm: bool,
 ) -> (u16, Vec<(&'static str, String)>, Value) {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if !query
@@ -757,6 +857,7 @@ fn handle(
         ("GET", ["keys", name]) | ("GET", ["keys", name, ""]) => (*name, "", "get"),
         ("GET", ["keys", name, version]) => (*name, *version, "get"),
         ("POST", ["keys", name, version, "sign"]) => (*name, *version, "sign"),
+        ("POST", ["keys", name, "create"]) => return create(name, body, keys, address, hsm),
         _ => {
             return azure_error(
                 404,
@@ -789,7 +890,7 @@ fn handle(
     };
     let kid = format!("https://{address}/keys/{name}/{}", found.id);
     if operation == "get" {
-        return (200, Vec::new(), jwk_json(&key.setup, found, &kid));
+        return (200, Vec::new(), jwk_json(&key.setup, found, &kid, hsm));
     }
     if !key.setup.enabled {
         let (status, headers, mut body) = azure_error(
@@ -817,24 +918,78 @@ fn handle(
             "Operation sign is not permitted on this key.",
         );
     }
-    let Some(local) = &found.key else {
-        return azure_error(400, "BadParameter", "Key does not support ECDSA signing.");
-    };
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return azure_error(400, "BadParameter", "The request body is not JSON.");
     };
-    let algorithm = local.algorithm();
-    let expected_alg = match algorithm {
-        Algorithm::EcdsaP256Sha256 => "ES256",
-        Algorithm::EcdsaP384Sha384 => "ES384",
-        _ => "ES512",
-    };
-    if request.get("alg").and_then(Value::as_str) != Some(expected_alg) {
+    let (name, local) = (name.clone(), found.key.clone());
+    // Signed without the lock: concurrent requests for other keys (or this one) go on.
+    drop(state);
+    let answer = sign(local.as_deref(), &request, &kid);
+    if answer.0 == 200
+        && let Some(key) = lock(keys).key_mut(&name)
+    {
+        key.signed
+            .push(request["alg"].as_str().unwrap_or_default().to_owned());
+    }
+    answer
+}
+
+/// The algorithm a JWS `alg` names, among those the emulator signs with.
+fn signing_algorithm(alg: &str) -> Option<Algorithm> {
+    Some(match alg {
+        "ES256" => Algorithm::EcdsaP256Sha256,
+        "ES384" => Algorithm::EcdsaP384Sha384,
+        "ES512" => Algorithm::EcdsaP521Sha512,
+        "RS256" => Algorithm::RsaPkcs1Sha256,
+        "RS384" => Algorithm::RsaPkcs1Sha384,
+        "RS512" => Algorithm::RsaPkcs1Sha512,
+        _ => return None,
+    })
+}
+
+/// `sign` on one key version: the algorithm must suit the key and the digest the
+/// algorithm, refused with Key Vault's 400 `BadParameter` and its wording otherwise
+/// ("Key and signing algorithm are incompatible…", "Invalid length of 'value': 10 bytes.
+/// RS256 requires 32 bytes, encoded with base64url.").
+fn sign(
+    key: Option<&LocalKey>,
+    request: &Value,
+    kid: &str,
+) -> (u16, Vec<(&'static str, String)>, Value) {
+    let alg = request
+        .get("alg")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(algorithm) = signing_algorithm(alg) else {
+        // Key Vault also signs PS256/384/512 (and ES256K); kmssh never asks for them.
         return azure_error(
             400,
             "BadParameter",
-            &format!("Invalid algorithm for this key: expected {expected_alg}."),
+            &format!(
+                "Invalid algorithm '{alg}': the emulator signs ES256, ES384, ES512, RS256, RS384 and RS512."
+            ),
         );
+    };
+    let Some(key) = key else {
+        return azure_error(
+            400,
+            "BadParameter",
+            &format!("Key {kid} cannot sign with '{alg}'."),
+        );
+    };
+    let public = key.public_key();
+    if !public.can_sign(algorithm) {
+        let message = match (public, algorithm.curve()) {
+            (PublicKey::Ecdsa(k), Some(curve)) => format!(
+                "Key and signing algorithm are incompatible. Key {kid} uses curve '{}', and algorithm '{alg}' can only be used with curve '{curve}'.",
+                k.curve()
+            ),
+            _ => format!(
+                "Key and signing algorithm are incompatible. Key {kid} is {}, and algorithm '{alg}' cannot be used with it.",
+                public.description()
+            ),
+        };
+        return azure_error(400, "BadParameter", &message);
     }
     let Some(digest) = request
         .get("value")
@@ -843,17 +998,23 @@ fn handle(
     else {
         return azure_error(400, "BadParameter", "value is not base64url.");
     };
-    if digest.len() != algorithm.digest_len() {
+    let expected = algorithm.hash().map_or(0, |hash| hash.len());
+    if digest.len() != expected {
         return azure_error(
             400,
             "BadParameter",
-            &format!("Invalid digest length {} for {expected_alg}.", digest.len()),
+            &format!(
+                "Invalid length of 'value': {} bytes. {alg} requires {expected} bytes, encoded with base64url.",
+                digest.len()
+            ),
         );
     }
-    let Ok(signature) = local.sign_digest_sync(&digest) else {
-        return azure_error(500, "InternalServerError", "signing failed");
+    let raw = match key.sign_sync(algorithm, SigningInput::Digest(&digest)) {
+        // JWS forms (RFC 7518 §3.3, §3.4): fixed-width r||s, the modulus-length integer.
+        Ok(Signature::Ecdsa(signature)) => signature.to_fixed(),
+        Ok(signature) => signature.to_bytes(),
+        Err(_) => return azure_error(500, "InternalServerError", "signing failed"),
     };
-    let raw = signature.to_fixed();
     (
         200,
         Vec::new(),
@@ -861,25 +1022,184 @@ fn handle(
     )
 }
 
-fn jwk_json(setup: &KeySetup, version: &Version, kid: &str) -> Value {
+/// `POST /keys/{name}/create`: a new key, or a new current version of an existing one,
+/// as Key Vault does. `kty` `EC` (`crv` P-256, P-384, P-521 or P-256K, or `key_size`
+/// 256/384/521) or `RSA` (`key_size` 2048, 3072 or 4096; 2048 when absent), with their
+/// `-HSM` spellings; `key_ops` and `attributes.enabled`/`exp` as given.
+fn create(
+    name: &str,
+    body: &[u8],
+    keys: &Keys,
+    address: SocketAddr,
+    hsm: bool,
+) -> (u16, Vec<(&'static str, String)>, Value) {
+    let bad = |message: String| azure_error(400, "BadParameter", &message);
+    if name.is_empty()
+        || name.len() > 127
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return bad(format!(
+            "The key name '{name}' is invalid: use 1 to 127 letters, digits and dashes."
+        ));
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return bad("The request body is not JSON.".into());
+    };
+    let kty = request
+        .get("kty")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let size = request.get("key_size").and_then(Value::as_u64);
+    let crv = request.get("crv").and_then(Value::as_str);
+    let kind = match kty.trim_end_matches("-HSM") {
+        "EC" => match (crv, size) {
+            (Some("P-256") | None, None | Some(256)) => KeyKind::Ec(Curve::P256),
+            (Some("P-384"), None | Some(384)) | (None, Some(384)) => KeyKind::Ec(Curve::P384),
+            (Some("P-521"), None | Some(521)) | (None, Some(521)) => KeyKind::Ec(Curve::P521),
+            (Some("P-256K"), None | Some(256)) => KeyKind::EcP256K,
+            (crv, size) => {
+                return bad(format!(
+                    "Unsupported curve {} with key size {}. Supported curves are [P-256, P-256K, P-384, P-521].",
+                    crv.unwrap_or("none"),
+                    size.map_or_else(|| "none".to_owned(), |s| s.to_string())
+                ));
+            }
+        },
+        "RSA" => match size.unwrap_or(2048) {
+            bits @ (2048 | 3072 | 4096) => KeyKind::Rsa(u32::try_from(bits).unwrap_or(2048)),
+            bits => {
+                return bad(format!(
+                    "Unsupported key size ({bits}). Supported sizes are [2048, 3072, 4096]"
+                ));
+            }
+        },
+        _ => return bad(format!("The key type '{kty}' is not supported.")),
+    };
+    let key_ops: Vec<&'static str> = match request.get("key_ops").and_then(Value::as_array) {
+        Some(ops) => {
+            let mut known = Vec::new();
+            for op in ops {
+                let op = op.as_str().unwrap_or_default();
+                match KEY_OPERATIONS.iter().find(|known| **known == op) {
+                    Some(known_op) => known.push(*known_op),
+                    None => return bad(format!("Invalid key operation '{op}'.")),
+                }
+            }
+            known
+        }
+        None if matches!(kind, KeyKind::Rsa(_)) => KEY_OPERATIONS.to_vec(),
+        None => vec!["sign", "verify"],
+    };
+    let attributes = request.get("attributes");
+    let setup = KeySetup {
+        kind,
+        key_ops,
+        enabled: attributes
+            .and_then(|a| a.get("enabled"))
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        expires: attributes
+            .and_then(|a| a.get("exp"))
+            .and_then(Value::as_i64),
+    };
+    // Generated without the lock (this runs on a blocking thread): RSA-4096 takes a while.
+    let version = new_version(kind);
+    let mut state = lock(keys);
+    let stored = match state
+        .keys
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .cloned()
+    {
+        Some(existing) => existing,
+        None => {
+            state.keys.insert(
+                name.to_owned(),
+                StoredKey {
+                    setup: setup.clone(),
+                    versions: Vec::new(),
+                    faults: FaultHandle::new(),
+                    firewalled: false,
+                    signed: Vec::new(),
+                },
+            );
+            name.to_owned()
+        }
+    };
+    let Some(key) = state.keys.get_mut(&stored) else {
+        return azure_error(500, "InternalServerError", "the key vanished");
+    };
+    key.setup = setup;
+    key.versions.push(version);
+    let Some(latest) = key.versions.last() else {
+        return azure_error(500, "InternalServerError", "the key has no version");
+    };
+    let kid = format!("https://{address}/keys/{stored}/{}", latest.id);
+    (200, Vec::new(), jwk_json(&key.setup, latest, &kid, hsm))
+}
+
+/// The key operations Key Vault knows (`JsonWebKeyOperation`).
+const KEY_OPERATIONS: [&str; 8] = [
+    "encrypt",
+    "decrypt",
+    "sign",
+    "verify",
+    "wrapKey",
+    "unwrapKey",
+    "import",
+    "export",
+];
+
+/// An unsigned big-endian integer without leading zero octets, as JWK members carry it
+/// (RFC 7518 §6.3.1).
+fn unsigned(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// A `bits`-bit odd number with its top bit set: the modulus of an RSA key of a size
+/// the emulator does not make (nothing can sign with it; it is there to be refused).
+fn placeholder_modulus(bits: u32) -> Vec<u8> {
+    let len = usize::try_from(bits.div_ceil(8)).unwrap_or(0).max(1);
+    let mut n = vec![0xc5u8; len];
+    let top_bits = bits - 8 * (u32::try_from(len).unwrap_or(0) - 1);
+    n[0] = (0xc5u8 | 0x80) >> (8 - top_bits.clamp(1, 8));
+    n[len - 1] |= 1;
+    n
+}
+
+fn jwk_json(setup: &KeySetup, version: &Version, kid: &str, hsm: bool) -> Value {
     let b64 = |bytes: &[u8]| Base64UrlUnpadded::encode_string(bytes);
-    let mut jwk = match (setup.kind, &version.key) {
-        (KeyKind::Ec(algorithm), Some(key)) => {
-            let point = key.public_key().to_sec1_bytes();
-            let field = algorithm.field_len();
+    let public = version.key.as_deref().map(KmsKey::public_key);
+    let mut jwk = match (setup.kind, public) {
+        (KeyKind::Ec(curve), Some(PublicKey::Ecdsa(key))) => {
+            let point = key.to_sec1_bytes();
+            let field = curve.field_len();
             json!({
                 "kty": "EC",
-                "crv": algorithm.curve_name(),
+                "crv": curve.name(),
                 "x": b64(&point[1..=field]),
                 "y": b64(&point[field + 1..]),
             })
         }
+        (KeyKind::Rsa(_), Some(PublicKey::Rsa(key))) => json!({
+            "kty": "RSA",
+            "n": b64(unsigned(&key.n().to_be_bytes())),
+            "e": b64(unsigned(&key.e().to_be_bytes())),
+        }),
+        (KeyKind::Rsa(bits), _) => {
+            json!({"kty": "RSA", "n": b64(&placeholder_modulus(bits)), "e": b64(&[1, 0, 1])})
+        }
         (KeyKind::EcP256K, _) => {
             json!({"kty": "EC", "crv": "P-256K", "x": b64(&[7u8; 32]), "y": b64(&[9u8; 32])})
         }
-        (KeyKind::Rsa, _) => json!({"kty": "RSA", "n": b64(&[0xc5u8; 256]), "e": b64(&[1, 0, 1])}),
+        (KeyKind::Okp, _) => json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&[0x3bu8; 32])}),
         _ => json!({"kty": "oct"}),
     };
+    if hsm && jwk["kty"] != "OKP" {
+        let kty = format!("{}-HSM", jwk["kty"].as_str().unwrap_or_default());
+        jwk["kty"] = json!(kty);
+    }
     jwk["kid"] = json!(kid);
     jwk["key_ops"] = json!(setup.key_ops);
     let mut attributes = json!({
@@ -1039,6 +1359,7 @@ impl ManagedIdentityStandIn {
         let address = spawn_loopback_server("azure-identity-stand-in", move |mut stream, _| {
             let state = served.clone();
             async move {
+                let _ = stream.set_nodelay(true);
                 let mut buffer = Vec::new();
                 while let Ok(Some(request)) = read_message(&mut stream, &mut buffer, false).await {
                     let (status, body) = identity_answer(&state, &request);
@@ -1191,4 +1512,70 @@ fn identity_answer(state: &Mutex<IdentityState>, request: &crate::http::Message)
         status,
     });
     (status, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(alg: &str, value: &[u8]) -> Value {
+        json!({"alg": alg, "value": Base64UrlUnpadded::encode_string(value)})
+    }
+
+    fn message(answer: &(u16, Vec<(&'static str, String)>, Value)) -> String {
+        answer.2["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The digest's length is checked against the algorithm, and the algorithm against
+    /// the key, as Key Vault words them.
+    #[test]
+    fn sign_refuses_as_key_vault_does() {
+        let rsa = rsa_key(2048);
+        let kid = "https://127.0.0.1/keys/k/1";
+        let answer = sign(Some(&rsa), &request("RS256", &[0; 48]), kid);
+        assert_eq!(
+            (answer.0, answer.2["error"]["code"].as_str()),
+            (400, Some("BadParameter"))
+        );
+        assert_eq!(
+            message(&answer),
+            "Invalid length of 'value': 48 bytes. RS256 requires 32 bytes, encoded with base64url."
+        );
+        let answer = sign(Some(&rsa), &request("ES256", &[0; 32]), kid);
+        assert_eq!(answer.0, 400);
+        assert!(message(&answer).starts_with("Key and signing algorithm are incompatible."));
+        let answer = sign(Some(&rsa), &request("PS256", &[0; 32]), kid);
+        assert_eq!(answer.0, 400);
+
+        let ec = LocalKey::generate(KeySpec::Ecdsa(Curve::P256), LocalOptions::default())
+            .expect("EC key");
+        let answer = sign(Some(&ec), &request("ES384", &[0; 48]), kid);
+        assert!(
+            message(&answer).contains("uses curve 'P-256'"),
+            "{}",
+            message(&answer)
+        );
+
+        for (alg, len) in [("RS256", 32), ("RS384", 48), ("RS512", 64)] {
+            let answer = sign(Some(&rsa), &request(alg, &vec![7; len]), kid);
+            assert_eq!(answer.0, 200, "{alg}: {}", answer.2);
+            let value =
+                Base64UrlUnpadded::decode_vec(answer.2["value"].as_str().unwrap_or_default())
+                    .expect("base64url");
+            assert_eq!(value.len(), 256, "{alg}");
+        }
+    }
+
+    #[test]
+    fn placeholder_moduli_have_the_size_asked_for() {
+        for bits in [1024u32, 1025, 1031, 2047] {
+            let n = placeholder_modulus(bits);
+            let width = n.len() * 8 - n[0].leading_zeros() as usize;
+            assert_eq!(width, bits as usize);
+            assert_eq!(n[n.len() - 1] & 1, 1);
+        }
+    }
 }

@@ -183,6 +183,9 @@ where
                 let address = listener.local_addr().expect("address");
                 sender.send(address).expect("report address");
                 while let Ok((stream, _)) = listener.accept().await {
+                    // Answers are small: without this, a response written in two parts
+                    // waits up to 40 ms for the client's delayed ACK (Nagle).
+                    let _ = stream.set_nodelay(true);
                     tokio::spawn(serve(stream, address));
                 }
             });

@@ -1,8 +1,11 @@
 //! The conformance suite against Azure Key Vault: the in-process HTTPS emulator by
-//! default, or the keys in `KMSSH_AZURE_KEYS` in a real vault. Then what is Azure's own:
-//! version pinning, refusals, `Retry-After`, case-insensitive names, 401/403 answers, the
-//! token audience of vaults and Managed HSMs, and every source of the credential chain
-//! against loopback stand-ins (Entra ID, IMDS, App Service, Cloud Shell).
+//! default, or the keys in `KMSSH_AZURE_KEYS` in a real vault, for EC P-256/384/521 and
+//! RSA-2048/3072/4096 keys (Key Vault has no Ed25519 keys). Then what is Azure's own: RSA
+//! keys signing RS256/RS384/RS512, refusals by name (OKP, oct, P-256K, RSA-1024, no
+//! `sign` in `key_ops`), version pinning, `Retry-After`, case-insensitive names, 401/403
+//! answers, the token audience of vaults and Managed HSMs (`EC-HSM`, `RSA-HSM`), and
+//! every source of the credential chain against loopback stand-ins (Entra ID, IMDS, App
+//! Service, Cloud Shell).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +22,8 @@ use kmssh_conformance::azure_emulator::{
 use kmssh_conformance::cases::issue_test_certificate;
 use kmssh_conformance::faults::{Fault, Operation};
 use kmssh_conformance::fixture::{Capability, faulty_key_for};
-use kmssh_core::{Algorithm, ErrorKind};
+use kmssh_core::rsa::pkcs1::EncodeRsaPublicKey as _;
+use kmssh_core::{Algorithm, Curve, ErrorKind, KeySpec, KmsKey, PublicKey, SigningInput};
 
 kmssh_conformance::conformance_suite!(kmssh_conformance::azure::AzureFixture::shared());
 
@@ -30,7 +34,7 @@ async fn versionless_uri_pins_the_current_version() {
     let Some(emulator) = AzureFixture::shared().emulator() else {
         return;
     };
-    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP384Sha384)));
+    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Curve::P384)));
     let key = open(&emulator_uri(&name, None), &emulator_options(emulator))
         .await
         .expect("opens");
@@ -57,7 +61,9 @@ async fn versionless_uri_pins_the_current_version() {
     );
 }
 
-/// Keys kmssh cannot sign with are refused at open with typed errors.
+/// Keys kmssh cannot sign with are refused at open with typed errors naming what is
+/// wrong: the key type (an Ed25519 `OKP` JWK, which Key Vault has not; a symmetric `oct`
+/// key), the curve (P-256K), the RSA size (RSA-1024), a `key_ops` without `sign`.
 #[tokio::test]
 async fn unusable_keys_are_refused() {
     let Some(emulator) = AzureFixture::shared().emulator() else {
@@ -70,21 +76,34 @@ async fn unusable_keys_are_refused() {
             .await
             .expect_err("refused")
     };
-    for kind in [KeyKind::EcP256K, KeyKind::Rsa, KeyKind::Oct] {
+    for (kind, words) in [
+        (
+            KeyKind::Okp,
+            &["OKP", "Azure Key Vault has no Ed25519 signing keys"][..],
+        ),
+        (KeyKind::Rsa(1024), &["RSA-1024", "2048 to 8192 bits"][..]),
+        (KeyKind::Oct, &["oct", "symmetric"][..]),
+        (KeyKind::EcP256K, &["P-256K"][..]),
+    ] {
         let err = refuse(KeySetup::signing(kind)).await;
         assert_eq!(
             err.kind(),
             ErrorKind::UnsupportedAlgorithm,
             "{kind:?}: {err}"
         );
+        for word in words {
+            assert!(err.message().contains(word), "{kind:?}: {err}");
+        }
     }
-    let mut verify_only = KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256));
-    verify_only.key_ops = vec!["verify"];
-    let err = refuse(verify_only).await;
-    assert_eq!(err.kind(), ErrorKind::InvalidKey);
-    assert!(err.message().contains("lack `sign`"), "{err}");
+    for kind in [KeyKind::Rsa(2048), KeyKind::Ec(Curve::P256)] {
+        let mut verify_only = KeySetup::signing(kind);
+        verify_only.key_ops = vec!["verify", "encrypt"];
+        let err = refuse(verify_only).await;
+        assert_eq!(err.kind(), ErrorKind::InvalidKey, "{kind:?}: {err}");
+        assert!(err.message().contains("lack `sign`"), "{kind:?}: {err}");
+    }
 
-    let mut disabled = KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256));
+    let mut disabled = KeySetup::signing(KeyKind::Ec(Curve::P256));
     disabled.enabled = false;
     let err = refuse(disabled).await;
     assert!(
@@ -92,7 +111,7 @@ async fn unusable_keys_are_refused() {
         "{err}"
     );
 
-    let mut expired = KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256));
+    let mut expired = KeySetup::signing(KeyKind::Ec(Curve::P256));
     expired.expires = Some(1_600_000_000);
     let err = refuse(expired).await;
     assert!(
@@ -114,12 +133,195 @@ async fn unusable_keys_are_refused() {
     assert_eq!(err.kind(), ErrorKind::InvalidUri);
 }
 
+/// Checks an RSA PKCS#1 v1.5 signature over `message` with AWS-LC, not with the
+/// RustCrypto verifier the backend already ran.
+fn aws_lc_verifies(key: &dyn KmsKey, algorithm: Algorithm, message: &[u8], signature: &[u8]) {
+    let PublicKey::Rsa(public) = key.public_key() else {
+        panic!("not an RSA key: {}", key.public_key().description());
+    };
+    let der = public.to_pkcs1_der().expect("PKCS#1 DER");
+    let parameters = match algorithm {
+        Algorithm::RsaPkcs1Sha256 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RsaPkcs1Sha384 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA384,
+        _ => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA512,
+    };
+    aws_lc_rs::signature::UnparsedPublicKey::new(parameters, der.as_bytes())
+        .verify(message, signature)
+        .unwrap_or_else(|_| panic!("{algorithm} signature does not verify with AWS-LC"));
+}
+
+/// Key Vault RSA keys of each size sign every PKCS#1 v1.5 algorithm kmssh offers, SHA-512
+/// first, each as its `RS*` (never `PS*`); the modulus-length answers verify with an
+/// independent verifier, and a digest is signed as it is given.
+#[tokio::test]
+async fn rsa_keys_sign_rs256_rs384_and_rs512() {
+    let Some(emulator) = AzureFixture::shared().emulator() else {
+        return;
+    };
+    let message = b"kmssh signs with Key Vault RSA keys";
+    for bits in KeySpec::RSA_SIZES {
+        let name = emulator.create_key(KeySetup::signing(KeyKind::Rsa(bits)));
+        let key = open(&emulator_uri(&name, None), &emulator_options(emulator))
+            .await
+            .expect("opens");
+        assert_eq!(key.public_key().spec(), KeySpec::Rsa(bits));
+        assert_eq!(key.algorithms(), &Algorithm::RSA[..]);
+        assert_eq!(key.algorithm(), Algorithm::RsaPkcs1Sha512);
+        for algorithm in Algorithm::RSA {
+            let signature = key
+                .sign(algorithm, SigningInput::Message(message))
+                .await
+                .unwrap_or_else(|e| panic!("RSA-{bits} {algorithm}: {e}"));
+            assert_eq!(signature.algorithm(), algorithm);
+            let bytes = signature.to_bytes();
+            assert_eq!(bytes.len(), usize::try_from(bits / 8).expect("size"));
+            aws_lc_verifies(key.as_ref(), algorithm, message, &bytes);
+
+            let digest = algorithm.digest(message).expect("pre-hashed");
+            let again = key
+                .sign(algorithm, SigningInput::Digest(&digest))
+                .await
+                .expect("signs a digest");
+            // PKCS#1 v1.5 is deterministic: the same digest, the same signature.
+            assert_eq!(again.to_bytes(), bytes, "RSA-{bits} {algorithm}");
+        }
+        assert_eq!(
+            emulator.signed_algorithms(&name),
+            ["RS512", "RS512", "RS256", "RS256", "RS384", "RS384"],
+            "RSA-{bits}"
+        );
+        issue_test_certificate(key.as_ref())
+            .await
+            .expect("an RSA CA issues a certificate");
+        assert_eq!(
+            emulator.signed_algorithms(&name).last().map(String::as_str),
+            Some("RS512")
+        );
+
+        let err = key
+            .sign(Algorithm::EcdsaP256Sha256, SigningInput::Message(message))
+            .await
+            .expect_err("not an EC key");
+        assert_eq!(err.kind(), ErrorKind::UnsupportedAlgorithm, "{err}");
+        let err = key
+            .sign(Algorithm::Ed25519, SigningInput::Message(message))
+            .await
+            .expect_err("Key Vault has no Ed25519");
+        assert_eq!(err.kind(), ErrorKind::UnsupportedAlgorithm, "{err}");
+    }
+}
+
+/// A Managed HSM's keys are `RSA-HSM` and `EC-HSM`: both open and sign.
+#[tokio::test]
+async fn managed_hsm_rsa_hsm_and_ec_hsm_keys_sign() {
+    if AzureFixture::shared().emulator().is_none() {
+        return;
+    }
+    let hsm = AzureKeyVaultEmulator::start_managed_hsm();
+    assert!(hsm.is_managed_hsm());
+    for kind in [KeyKind::Rsa(3072), KeyKind::Ec(Curve::P256)] {
+        let name = hsm.create_key(KeySetup::signing(kind));
+        let uri = format!("azure-kv:https://kmssh-test.managedhsm.azure.net/keys/{name}");
+        let key = open(&uri, &emulator_options(&hsm)).await.expect("opens");
+        issue_test_certificate(key.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+    }
+    let name = hsm.create_key(KeySetup::signing(KeyKind::Oct));
+    let uri = format!("azure-kv:https://kmssh-test.managedhsm.azure.net/keys/{name}");
+    let err = open(&uri, &emulator_options(&hsm))
+        .await
+        .expect_err("symmetric");
+    assert!(err.message().contains("oct-HSM"), "{err}");
+}
+
+/// Keys made through the SDK's `create key` (`kty` RSA, `key_size` 2048/3072/4096) open
+/// and sign; Key Vault refuses other sizes with its own words.
+#[tokio::test]
+async fn keys_created_through_the_sdk_sign() {
+    let Some(emulator) = AzureFixture::shared().emulator() else {
+        return;
+    };
+    let options = emulator_options(emulator);
+    let uri = |name: &str| emulator_uri(name, None);
+    let client = options
+        .client(&kmssh_core::KeyUri::parse(&uri("any")).expect("uri"))
+        .expect("client");
+    for (name, body, spec) in [
+        (
+            "sdk-rsa-3072",
+            r#"{"kty":"RSA","key_size":3072,"key_ops":["sign","verify"]}"#,
+            KeySpec::Rsa(3072),
+        ),
+        ("sdk-rsa-default", r#"{"kty":"RSA"}"#, KeySpec::Rsa(2048)),
+        (
+            "sdk-ec-p384",
+            r#"{"kty":"EC","crv":"P-384","key_ops":["sign"]}"#,
+            KeySpec::Ecdsa(Curve::P384),
+        ),
+    ] {
+        let created = client
+            .create_key(
+                name,
+                azure_core::Bytes::from_static(body.as_bytes()).into(),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .into_model()
+            .expect("a key bundle");
+        let kid = created.key.and_then(|jwk| jwk.kid).unwrap_or_default();
+        assert!(kid.contains(&format!("/keys/{name}/")), "{kid}");
+        let key = open(&uri(name), &options).await.expect("opens");
+        assert_eq!(key.public_key().spec(), spec, "{name}");
+        issue_test_certificate(key.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let err = client
+        .create_key(
+            "sdk-rsa-1024",
+            azure_core::Bytes::from_static(br#"{"kty":"RSA","key_size":1024}"#).into(),
+            None,
+        )
+        .await
+        .expect_err("Key Vault makes no RSA-1024 keys");
+    assert!(
+        err.to_string().contains("Unsupported key size (1024)")
+            || format!("{err:?}").contains("Unsupported key size (1024)"),
+        "{err:?}"
+    );
+}
+
+/// An RSA answer one byte short is refused naming the modulus length.
+#[tokio::test]
+async fn short_rsa_signature_names_the_modulus_length() {
+    let Some(key) = faulty_key_for(
+        AzureFixture::shared(),
+        KeySpec::Rsa(2048),
+        Capability::Faults,
+    )
+    .await
+    else {
+        return;
+    };
+    key.faults.inject(Operation::Sign, Fault::ShortSignature, 1);
+    let err = issue_test_certificate(key.key.as_ref())
+        .await
+        .expect_err("wrong length");
+    assert_eq!(err.kind(), ErrorKind::BadSignature, "{err}");
+    assert!(
+        err.to_string().contains("255-byte") && err.to_string().contains("256 bytes"),
+        "{err}"
+    );
+}
+
 /// Key Vault's 429 carries `Retry-After`, and it is waited out.
 #[tokio::test]
 async fn throttling_with_retry_after_is_waited_out() {
     let Some(key) = faulty_key_for(
         AzureFixture::shared(),
-        Algorithm::EcdsaP256Sha256,
+        KeySpec::Ecdsa(Curve::P256),
         Capability::Faults,
     )
     .await
@@ -150,7 +352,7 @@ async fn throttling_with_retry_after_is_waited_out() {
 async fn short_signature_names_the_expected_length() {
     let Some(key) = faulty_key_for(
         AzureFixture::shared(),
-        Algorithm::EcdsaP521Sha512,
+        KeySpec::Ecdsa(Curve::P521),
         Capability::Faults,
     )
     .await
@@ -173,7 +375,7 @@ async fn key_names_compare_case_insensitively() {
     let Some(emulator) = AzureFixture::shared().emulator() else {
         return;
     };
-    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256)));
+    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Curve::P256)));
     let version = emulator.versions(&name)[0].to_uppercase();
     let shouted = name.to_uppercase();
     assert_ne!(shouted, name);
@@ -200,7 +402,7 @@ async fn forbidden_answers_keep_key_vaults_reason() {
     };
     let options = emulator_options(emulator);
     let opened = async || {
-        let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256)));
+        let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Curve::P256)));
         let key = open(&emulator_uri(&name, None), &options)
             .await
             .expect("opens");
@@ -270,7 +472,7 @@ async fn a_refused_token_is_unauthenticated() {
     let Some(emulator) = AzureFixture::shared().emulator() else {
         return;
     };
-    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256)));
+    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Curve::P256)));
     let mut options = emulator_options(emulator);
     options.credential = Some(Arc::new(AccessTokenCredential::new("expired-token")));
     let err = open(&emulator_uri(&name, None), &options)
@@ -291,7 +493,7 @@ async fn the_token_audience_follows_the_key_host() {
     }
     let hsm = AzureKeyVaultEmulator::start_managed_hsm();
     let identity = hsm.start_managed_identity(true, &[]);
-    let name = hsm.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP384Sha384)));
+    let name = hsm.create_key(KeySetup::signing(KeyKind::Ec(Curve::P384)));
     let options = chain_options(
         &hsm,
         &[
@@ -312,7 +514,7 @@ async fn the_token_audience_follows_the_key_host() {
 
     let vault = AzureKeyVaultEmulator::shared();
     let identity = vault.start_managed_identity(true, &[]);
-    let name = vault.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256)));
+    let name = vault.create_key(KeySetup::signing(KeyKind::Ec(Curve::P256)));
     let options = chain_options(
         vault,
         &[
@@ -347,7 +549,7 @@ async fn signs_with(
     emulator: &AzureKeyVaultEmulator,
     env: &[(&str, String)],
 ) -> kmssh_core::Result<()> {
-    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256)));
+    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Curve::P256)));
     let key = open(&emulator_uri(&name, None), &chain_options(emulator, env)).await?;
     issue_test_certificate(key.as_ref())
         .await
