@@ -1,5 +1,6 @@
 //! [`GcpKmsKey`]: a Cloud KMS key version opened and checked (`getPublicKey`), signing
-//! digests with `asymmetricSign` and checking the CRC32C integrity fields of every answer.
+//! with `asymmetricSign` (a digest, or `data` for raw PKCS#1 and Ed25519 versions) and
+//! checking the CRC32C integrity fields of every answer.
 
 use async_trait::async_trait;
 use google_cloud_kms_v1::client::KeyManagementService;
@@ -8,15 +9,209 @@ use google_cloud_kms_v1::model::crypto_key_version::{
     CryptoKeyVersionAlgorithm, CryptoKeyVersionState,
 };
 use kmssh_core::{
-    Algorithm, EcPublicKey, EcdsaSignature, Error, ErrorKind, KeyUri, RawSigner, Result,
-    RetryPolicy, VerifiedSigner,
+    Algorithm, Curve, Error, ErrorKind, HashAlgorithm, KeySpec, KeyUri, PublicKey, RawSigner,
+    Result, RetryPolicy, Signature, SigningPayload, VerifiedSigner,
 };
 
 use crate::error::map_sdk_error;
 use crate::{GcpKmsOptions, Protection};
 
-/// The Cloud KMS algorithms this backend signs with.
-pub const SUPPORTED_ALGORITHMS: [&str; 2] = ["EC_SIGN_P256_SHA256", "EC_SIGN_P384_SHA384"];
+/// The Cloud KMS key version algorithms this backend signs with.
+pub const SUPPORTED_ALGORITHMS: [&str; 10] = [
+    "EC_SIGN_P256_SHA256",
+    "EC_SIGN_P384_SHA384",
+    "RSA_SIGN_PKCS1_2048_SHA256",
+    "RSA_SIGN_PKCS1_3072_SHA256",
+    "RSA_SIGN_PKCS1_4096_SHA256",
+    "RSA_SIGN_PKCS1_4096_SHA512",
+    "RSA_SIGN_RAW_PKCS1_2048",
+    "RSA_SIGN_RAW_PKCS1_3072",
+    "RSA_SIGN_RAW_PKCS1_4096",
+    "EC_SIGN_ED25519",
+];
+
+/// What an `asymmetricSign` request carries for a version's algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Input {
+    /// `digest`: the digest of the version's one hash (ECDSA, `RSA_SIGN_PKCS1_*_SHA*`).
+    Digest,
+    /// `data`: a DER `DigestInfo` (RFC 8017 §9.2) naming the hash and holding the digest,
+    /// which the version pads and signs as is (`RSA_SIGN_RAW_PKCS1_*`): any hash works.
+    DigestInfo,
+    /// `data`: the message itself (`EC_SIGN_ED25519`, pure Ed25519).
+    Message,
+}
+
+/// The field of one `asymmetricSign` request, with what it carries.
+enum Field {
+    /// `digest` (its CRC32C is over the digest's bytes).
+    Digest(Digest),
+    /// `data`.
+    Data(Vec<u8>),
+}
+
+/// A key version algorithm kmssh signs with: the key it must hold, what it signs, and how
+/// the request carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct VersionAlgorithm {
+    name: &'static str,
+    spec: KeySpec,
+    algorithms: &'static [Algorithm],
+    input: Input,
+}
+
+impl VersionAlgorithm {
+    const fn new(
+        name: &'static str,
+        spec: KeySpec,
+        algorithms: &'static [Algorithm],
+        input: Input,
+    ) -> Self {
+        Self {
+            name,
+            spec,
+            algorithms,
+            input,
+        }
+    }
+}
+
+/// Why kmssh does not sign with a Cloud KMS algorithm, for the refusal.
+fn refusal_reason(name: &str) -> &'static str {
+    if name.starts_with("RSA_SIGN_PSS_") {
+        "RSASSA-PSS signatures, which OpenSSH (rsa-sha2-256/512 are PKCS#1 v1.5) cannot verify: \
+         create an RSA_SIGN_PKCS1_* or RSA_SIGN_RAW_PKCS1_* version instead"
+    } else if name == "EC_SIGN_SECP256K1_SHA256" {
+        "ECDSA on secp256k1, a curve OpenSSH does not support"
+    } else if name.starts_with("HMAC_") {
+        "a MAC key (HMAC), not a signing key pair: it has no public key to put in a CA line"
+    } else if name.starts_with("PQ_SIGN_") {
+        "post-quantum signatures (ML-DSA, SLH-DSA), which OpenSSH does not verify"
+    } else if name.starts_with("RSA_DECRYPT_")
+        || name.starts_with("KEM_")
+        || name.starts_with("ML_KEM_")
+        || name.starts_with("AES_")
+        || name.contains("SYMMETRIC_ENCRYPTION")
+    {
+        "an encryption or decryption key, not a signing key"
+    } else {
+        "not a signing algorithm kmssh knows"
+    }
+}
+
+/// The version algorithm for Cloud KMS's, or the refusal naming it.
+fn version_algorithm(algorithm: &CryptoKeyVersionAlgorithm) -> Result<VersionAlgorithm> {
+    use Algorithm::{EcdsaP256Sha256, EcdsaP384Sha384, Ed25519, RsaPkcs1Sha256, RsaPkcs1Sha512};
+    use CryptoKeyVersionAlgorithm as A;
+    const SHA256: &[Algorithm] = &[RsaPkcs1Sha256];
+    const SHA512: &[Algorithm] = &[RsaPkcs1Sha512];
+    let (name, spec, algorithms, input) = match algorithm {
+        A::EcSignP256Sha256 => (
+            "EC_SIGN_P256_SHA256",
+            KeySpec::Ecdsa(Curve::P256),
+            &[EcdsaP256Sha256][..],
+            Input::Digest,
+        ),
+        A::EcSignP384Sha384 => (
+            "EC_SIGN_P384_SHA384",
+            KeySpec::Ecdsa(Curve::P384),
+            &[EcdsaP384Sha384][..],
+            Input::Digest,
+        ),
+        A::RsaSignPkcs12048Sha256 => (
+            "RSA_SIGN_PKCS1_2048_SHA256",
+            KeySpec::Rsa(2048),
+            SHA256,
+            Input::Digest,
+        ),
+        A::RsaSignPkcs13072Sha256 => (
+            "RSA_SIGN_PKCS1_3072_SHA256",
+            KeySpec::Rsa(3072),
+            SHA256,
+            Input::Digest,
+        ),
+        A::RsaSignPkcs14096Sha256 => (
+            "RSA_SIGN_PKCS1_4096_SHA256",
+            KeySpec::Rsa(4096),
+            SHA256,
+            Input::Digest,
+        ),
+        A::RsaSignPkcs14096Sha512 => (
+            "RSA_SIGN_PKCS1_4096_SHA512",
+            KeySpec::Rsa(4096),
+            SHA512,
+            Input::Digest,
+        ),
+        A::RsaSignRawPkcs12048 => (
+            "RSA_SIGN_RAW_PKCS1_2048",
+            KeySpec::Rsa(2048),
+            &Algorithm::RSA[..],
+            Input::DigestInfo,
+        ),
+        A::RsaSignRawPkcs13072 => (
+            "RSA_SIGN_RAW_PKCS1_3072",
+            KeySpec::Rsa(3072),
+            &Algorithm::RSA[..],
+            Input::DigestInfo,
+        ),
+        A::RsaSignRawPkcs14096 => (
+            "RSA_SIGN_RAW_PKCS1_4096",
+            KeySpec::Rsa(4096),
+            &Algorithm::RSA[..],
+            Input::DigestInfo,
+        ),
+        A::EcSignEd25519 => (
+            "EC_SIGN_ED25519",
+            KeySpec::Ed25519,
+            &[Ed25519][..],
+            Input::Message,
+        ),
+        // A `_` arm is right here: the algorithm is the provider's open enum.
+        other => {
+            let name = other
+                .name()
+                .map_or_else(|| format!("{:?}", other.value()), str::to_owned);
+            return Err(Error::new(
+                ErrorKind::UnsupportedAlgorithm,
+                format!(
+                    "key version algorithm {name} is not supported: it is {}. kmssh signs with {}",
+                    refusal_reason(&name),
+                    SUPPORTED_ALGORITHMS.join(", ")
+                ),
+            )
+            .with_context("algorithm", name));
+        }
+    };
+    Ok(VersionAlgorithm::new(name, spec, algorithms, input))
+}
+
+/// The DER `DigestInfo` prefix of each hash (RFC 8017 §9.2, note 1): `SEQUENCE {
+/// AlgorithmIdentifier { OID, NULL }, OCTET STRING (digest) }` up to the digest.
+fn digest_info_prefix(hash: HashAlgorithm) -> &'static [u8] {
+    match hash {
+        HashAlgorithm::Sha256 => &[
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ],
+        HashAlgorithm::Sha384 => &[
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x02, 0x05, 0x00, 0x04, 0x30,
+        ],
+        HashAlgorithm::Sha512 => &[
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x03, 0x05, 0x00, 0x04, 0x40,
+        ],
+    }
+}
+
+/// The `DigestInfo` a raw PKCS#1 version signs for `digest` of `hash`.
+fn digest_info(hash: HashAlgorithm, digest: &[u8]) -> Vec<u8> {
+    let prefix = digest_info_prefix(hash);
+    let mut info = Vec::with_capacity(prefix.len() + digest.len());
+    info.extend_from_slice(prefix);
+    info.extend_from_slice(digest);
+    info
+}
 
 /// At most this many pages of 1,000 versions are listed for `version=latest`.
 const MAX_LIST_PAGES: usize = 100;
@@ -28,7 +223,8 @@ pub struct GcpKmsKey {
     uri: KeyUri,
     client: KeyManagementService,
     name: String,
-    public: EcPublicKey,
+    public: PublicKey,
+    algorithm: VersionAlgorithm,
     protection: Option<Protection>,
     retry: RetryPolicy,
     credentials: Option<String>,
@@ -262,10 +458,12 @@ impl GcpKmsKey {
     /// # Errors
     /// [`ErrorKind::InvalidUri`] for a name that is not a key version (without
     /// `version=latest`) or a malformed parameter; [`ErrorKind::UnsupportedAlgorithm`]
-    /// naming any algorithm but the two EC ones; [`ErrorKind::InvalidKey`] for a version
-    /// of another protection level than required, or a key without an `ENABLED`
-    /// version; [`ErrorKind::BadSignature`] for a PEM whose CRC32C does not match;
-    /// provider failures after retries.
+    /// naming any algorithm but the [`SUPPORTED_ALGORITHMS`] (RSA-PSS, secp256k1, HMAC,
+    /// post-quantum, decryption keys…); [`ErrorKind::InvalidKey`] for a PEM whose key is
+    /// not the one the algorithm names (another curve, family or RSA size), a version of
+    /// another protection level than required, or a key without an `ENABLED` version;
+    /// [`ErrorKind::BadSignature`] for a PEM whose CRC32C does not match; provider
+    /// failures after retries.
     pub async fn open_with_client(
         uri: &KeyUri,
         client: KeyManagementService,
@@ -310,21 +508,7 @@ impl GcpKmsKey {
             })
             .await
             .map_err(at_uri)?;
-        // A `_` arm is right here: the algorithm is the provider's open enum.
-        let algorithm = match &public_key.algorithm {
-            CryptoKeyVersionAlgorithm::EcSignP256Sha256 => Algorithm::EcdsaP256Sha256,
-            CryptoKeyVersionAlgorithm::EcSignP384Sha384 => Algorithm::EcdsaP384Sha384,
-            other => {
-                return Err(at_uri(Error::new(
-                    ErrorKind::UnsupportedAlgorithm,
-                    format!(
-                        "key version algorithm {} is not supported: kmssh signs with {}",
-                        other.name().unwrap_or("UNKNOWN"),
-                        SUPPORTED_ALGORITHMS.join(", ")
-                    ),
-                )));
-            }
-        };
+        let algorithm = version_algorithm(&public_key.algorithm).map_err(at_uri)?;
         if let Some(expected) = public_key.pem_crc32c
             && expected != crc32c(public_key.pem.as_bytes())
         {
@@ -347,13 +531,15 @@ impl GcpKmsKey {
                 ),
             )));
         }
-        let public = EcPublicKey::from_public_key_pem(&public_key.pem).map_err(at_uri)?;
-        if public.algorithm() != algorithm {
+        let public = PublicKey::from_public_key_pem(&public_key.pem).map_err(at_uri)?;
+        if public.spec() != algorithm.spec {
             return Err(at_uri(Error::new(
                 ErrorKind::InvalidKey,
                 format!(
-                    "the PEM holds a {} key but the version says {algorithm}",
-                    public.algorithm()
+                    "the PEM holds a {} key, but a {} version holds {} keys",
+                    public.description(),
+                    algorithm.name,
+                    algorithm.spec
                 ),
             )));
         }
@@ -362,6 +548,7 @@ impl GcpKmsKey {
             client,
             name,
             public,
+            algorithm,
             protection,
             retry,
             credentials,
@@ -381,32 +568,69 @@ impl GcpKmsKey {
         self.protection
     }
 
+    /// The key version algorithm's name (`RSA_SIGN_RAW_PKCS1_3072`…), as `getPublicKey`
+    /// reported it.
+    #[must_use]
+    pub fn version_algorithm(&self) -> &'static str {
+        self.algorithm.name
+    }
+
     /// One `asymmetricSign` (with transport retries) and the integrity checks on its answer.
-    async fn sign_checked(&self, digest: &[u8]) -> Result<Vec<u8>> {
-        // Open admits P-256 and P-384 only; each algorithm's digest has its own field.
-        let digest_field = match self.public.algorithm() {
-            Algorithm::EcdsaP256Sha256 => Digest::new().set_sha256(digest.to_vec()),
-            Algorithm::EcdsaP384Sha384 => Digest::new().set_sha384(digest.to_vec()),
-            Algorithm::EcdsaP521Sha512 => Digest::new().set_sha512(digest.to_vec()),
+    async fn sign_checked(&self, payload: &SigningPayload<'_>) -> Result<Vec<u8>> {
+        let bytes = payload.as_bytes();
+        // `digest` for versions bound to one hash; `data` for raw PKCS#1 (a DigestInfo)
+        // and Ed25519 (the message), which Cloud KMS signs as given. Each with its CRC32C.
+        let field = match (self.algorithm.input, payload.algorithm().hash()) {
+            (Input::Digest, Some(hash)) => Field::Digest(match hash {
+                HashAlgorithm::Sha256 => Digest::new().set_sha256(bytes.to_vec()),
+                HashAlgorithm::Sha384 => Digest::new().set_sha384(bytes.to_vec()),
+                HashAlgorithm::Sha512 => Digest::new().set_sha512(bytes.to_vec()),
+            }),
+            (Input::DigestInfo, Some(hash)) => Field::Data(digest_info(hash, bytes)),
+            (Input::Message, None) => Field::Data(bytes.to_vec()),
+            (_, _) => {
+                // VerifiedSigner admits only this version's algorithms, so this is a bug.
+                return Err(Error::new(
+                    ErrorKind::Unexpected,
+                    format!(
+                        "a {} payload for a {} version",
+                        payload.algorithm(),
+                        self.algorithm.name
+                    ),
+                ));
+            }
         };
         let response = self
             .retry
             .run("asymmetricSign", || async {
-                self.client
-                    .asymmetric_sign()
-                    .set_name(&self.name)
-                    .set_digest(digest_field.clone())
-                    .set_digest_crc32c(crc32c(digest))
+                let request = self.client.asymmetric_sign().set_name(&self.name);
+                let request = match &field {
+                    Field::Digest(digest) => request
+                        .set_digest(digest.clone())
+                        .set_digest_crc32c(crc32c(bytes)),
+                    Field::Data(data) => {
+                        request.set_data(data.clone()).set_data_crc32c(crc32c(data))
+                    }
+                };
+                request
                     .send()
                     .await
                     .map_err(|e| map_sdk_error("asymmetricSign", e))
             })
             .await
             .map_err(|e| with_credentials(e, self.credentials.as_deref()))?;
-        if !response.verified_digest_crc32c {
-            return Err(integrity_error(
-                "Cloud KMS did not confirm the digest's CRC32C (verifiedDigestCrc32c false): the request was altered".into(),
-            ));
+        let (verified, name, flag) = match field {
+            Field::Digest(_) => (
+                response.verified_digest_crc32c,
+                "digest",
+                "verifiedDigestCrc32c",
+            ),
+            Field::Data(_) => (response.verified_data_crc32c, "data", "verifiedDataCrc32c"),
+        };
+        if !verified {
+            return Err(integrity_error(format!(
+                "Cloud KMS did not confirm the {name}'s CRC32C ({flag} false): the request was altered"
+            )));
         }
         if response.name != self.name {
             return Err(integrity_error(format!(
@@ -429,17 +653,21 @@ impl RawSigner for GcpKmsKey {
         &self.uri
     }
 
-    fn public_key(&self) -> &EcPublicKey {
+    fn public_key(&self) -> &PublicKey {
         &self.public
     }
 
-    async fn sign_digest_unverified(&self, digest: &[u8]) -> Result<EcdsaSignature> {
+    fn algorithms(&self) -> &[Algorithm] {
+        self.algorithm.algorithms
+    }
+
+    async fn sign_unverified(&self, payload: &SigningPayload<'_>) -> Result<Signature> {
         // An integrity failure is retried once, as Google's guidance says; twice is refused.
-        let der = match self.sign_checked(digest).await {
-            Err(e) if e.kind() == ErrorKind::BadSignature => self.sign_checked(digest).await?,
+        let bytes = match self.sign_checked(payload).await {
+            Err(e) if e.kind() == ErrorKind::BadSignature => self.sign_checked(payload).await?,
             other => other?,
         };
-        EcdsaSignature::from_der(self.public.algorithm(), &der)
+        Signature::from_bytes(payload.algorithm(), &bytes)
     }
 }
 
@@ -544,6 +772,88 @@ mod tests {
         .expect("both parameters");
         assert!(both.latest);
         assert_eq!(both.protection, Some(Protection::ExternalVpc));
+    }
+
+    #[test]
+    fn each_supported_algorithm_maps_to_its_key_and_algorithms() {
+        use CryptoKeyVersionAlgorithm as A;
+        let supported = [
+            A::EcSignP256Sha256,
+            A::EcSignP384Sha384,
+            A::RsaSignPkcs12048Sha256,
+            A::RsaSignPkcs13072Sha256,
+            A::RsaSignPkcs14096Sha256,
+            A::RsaSignPkcs14096Sha512,
+            A::RsaSignRawPkcs12048,
+            A::RsaSignRawPkcs13072,
+            A::RsaSignRawPkcs14096,
+            A::EcSignEd25519,
+        ];
+        for (wire, name) in supported.iter().zip(SUPPORTED_ALGORITHMS) {
+            let mapped = version_algorithm(wire).expect(name);
+            assert_eq!(mapped.name, name);
+            assert_eq!(wire.name(), Some(name));
+            // Every algorithm the version signs is one its key can sign.
+            for algorithm in mapped.algorithms {
+                assert!(mapped.spec.algorithms().contains(algorithm), "{name}");
+            }
+        }
+        let sha256_only = version_algorithm(&A::RsaSignPkcs13072Sha256).expect("supported");
+        assert_eq!(sha256_only.algorithms, [Algorithm::RsaPkcs1Sha256]);
+        assert_eq!(sha256_only.input, Input::Digest);
+        let sha512 = version_algorithm(&A::RsaSignPkcs14096Sha512).expect("supported");
+        assert_eq!(sha512.algorithms, [Algorithm::RsaPkcs1Sha512]);
+        let raw = version_algorithm(&A::RsaSignRawPkcs12048).expect("supported");
+        assert_eq!(raw.algorithms, Algorithm::RSA);
+        assert_eq!(raw.input, Input::DigestInfo);
+        let ed25519 = version_algorithm(&A::EcSignEd25519).expect("supported");
+        assert_eq!(
+            (ed25519.spec, ed25519.input),
+            (KeySpec::Ed25519, Input::Message)
+        );
+    }
+
+    #[test]
+    fn other_algorithms_are_refused_by_name_with_the_reason() {
+        use CryptoKeyVersionAlgorithm as A;
+        for (wire, reason) in [
+            (A::RsaSignPss2048Sha256, "RSASSA-PSS"),
+            (A::RsaSignPss4096Sha512, "RSASSA-PSS"),
+            (A::EcSignSecp256K1Sha256, "secp256k1"),
+            (A::HmacSha256, "HMAC"),
+            (A::PqSignMlDsa65, "post-quantum"),
+            (A::PqSignSlhDsaSha2128S, "post-quantum"),
+            (A::RsaDecryptOaep2048Sha256, "decryption"),
+            (A::GoogleSymmetricEncryption, "encryption"),
+            (A::KemXwing, "decryption"),
+        ] {
+            let name = wire.name().expect("a known name");
+            let err = version_algorithm(&wire).expect_err(name);
+            assert_eq!(err.kind(), ErrorKind::UnsupportedAlgorithm, "{err}");
+            assert!(err.message().contains(name), "{err}");
+            assert!(err.message().contains(reason), "{name}: {err}");
+            assert!(err.message().contains("RSA_SIGN_RAW_PKCS1_4096"), "{err}");
+        }
+        let unknown = CryptoKeyVersionAlgorithm::from(999);
+        let err = version_algorithm(&unknown).expect_err("unknown");
+        assert!(err.message().contains("999"), "{err}");
+    }
+
+    #[test]
+    fn digest_info_prefixes_are_rfc_8017s() {
+        use kmssh_core::rsa::Pkcs1v15Sign;
+        use kmssh_core::rsa::sha2::{Sha256, Sha384, Sha512};
+        for (hash, theirs) in [
+            (HashAlgorithm::Sha256, Pkcs1v15Sign::new::<Sha256>()),
+            (HashAlgorithm::Sha384, Pkcs1v15Sign::new::<Sha384>()),
+            (HashAlgorithm::Sha512, Pkcs1v15Sign::new::<Sha512>()),
+        ] {
+            assert_eq!(digest_info_prefix(hash), &*theirs.prefix, "{hash}");
+            let digest = hash.digest(b"abc");
+            let info = digest_info(hash, &digest);
+            assert_eq!(info.len(), theirs.prefix.len() + hash.len());
+            assert!(info.ends_with(&digest));
+        }
     }
 
     #[test]

@@ -1,5 +1,28 @@
-//! kmssh's Google Cloud KMS backend: signs with an asymmetric key **version** of
-//! algorithm `EC_SIGN_P256_SHA256` or `EC_SIGN_P384_SHA384`.
+//! kmssh's Google Cloud KMS backend: signs with an asymmetric key **version** of ECDSA
+//! (`EC_SIGN_P256_SHA256`, `EC_SIGN_P384_SHA384`), RSA PKCS#1 v1.5
+//! (`RSA_SIGN_PKCS1_2048/3072/4096_SHA256`, `RSA_SIGN_PKCS1_4096_SHA512`,
+//! `RSA_SIGN_RAW_PKCS1_2048/3072/4096`) or Ed25519 (`EC_SIGN_ED25519`).
+//!
+//! # Key version algorithms
+//!
+//! A Cloud KMS version is bound to its algorithm, and the key's
+//! [`algorithms()`](kmssh_core::KmsKey::algorithms) follow it:
+//!
+//! | version algorithm | key | signs | `asymmetricSign` carries |
+//! |---|---|---|---|
+//! | `EC_SIGN_P256_SHA256` / `EC_SIGN_P384_SHA384` | ECDSA P-256 / P-384 | `ecdsa-sha2-nistp256` / `nistp384` | `digest` |
+//! | `RSA_SIGN_PKCS1_{2048,3072,4096}_SHA256` | RSA of that size | `rsa-sha2-256` only | `digest` (`sha256`) |
+//! | `RSA_SIGN_PKCS1_4096_SHA512` | RSA-4096 | `rsa-sha2-512` only | `digest` (`sha512`) |
+//! | `RSA_SIGN_RAW_PKCS1_{2048,3072,4096}` | RSA of that size | `rsa-sha2-512` (preferred), `rsa-sha2-256`, SHA-384 | `data`: the DER `DigestInfo` of the digest |
+//! | `EC_SIGN_ED25519` | Ed25519 | `ssh-ed25519` | `data`: the message itself |
+//!
+//! A `_SHA256` RSA version cannot make the `rsa-sha2-512` signatures `ssh-keygen -s`
+//! makes by default: kmssh then signs `rsa-sha2-256`, and asking for SHA-512 is refused
+//! before any call, naming what the key signs. A raw version signs any of the three
+//! hashes (Cloud KMS pads and signs the `DigestInfo` as given); creating one needs
+//! Google's extra role for raw PKCS#1 keys. Every other algorithm is refused by name
+//! with the reason: RSA-PSS (OpenSSH verifies only PKCS#1 v1.5), secp256k1, HMAC,
+//! post-quantum (ML-DSA, SLH-DSA), decryption and encryption keys.
 //!
 //! # Key URIs
 //!
@@ -51,15 +74,16 @@
 //!
 //! Opening costs one `getPublicKey` (after the listing, with `version=latest`): the
 //! version's algorithm must be one of the [`SUPPORTED_ALGORITHMS`], the PEM must match
-//! its `pemCrc32c`, the key in the PEM must be on the algorithm's curve, and the
-//! protection level must be the one required, if any. The public key is cached for the
-//! key's lifetime.
+//! its `pemCrc32c`, the key in the PEM must be the one the algorithm names (its curve,
+//! Ed25519, or an RSA key of exactly the algorithm's size), and the protection level
+//! must be the one required, if any. The public key is cached for the key's lifetime.
 //!
-//! Integrity, as Google asks of every client: every `asymmetricSign` sends the digest's
-//! CRC32C and checks the answer (`verifiedDigestCrc32c` true, `name` the requested
-//! version, `signatureCrc32c` over the signature). A mismatch is retried once, then
-//! refused; a signature that passes is still verified against the cached public key
-//! before it is returned.
+//! Integrity, as Google asks of every client: every `asymmetricSign` sends the CRC32C of
+//! what it carries (`digestCrc32c` or `dataCrc32c`) and checks the answer
+//! (`verifiedDigestCrc32c` or `verifiedDataCrc32c` true, `name` the requested version,
+//! `signatureCrc32c` over the signature). A mismatch is retried once, then refused; a
+//! signature that passes is still verified against the cached public key before it is
+//! returned.
 //!
 //! # Errors and retries
 //!
@@ -96,7 +120,7 @@ pub const SCHEME: &str = "gcp-kms";
 
 kmssh_core::register_backend! {
     scheme: SCHEME,
-    description: "Google Cloud KMS: gcp-kms:projects/…/cryptoKeyVersions/N (or …/cryptoKeys/K?version=latest), EC_SIGN_P256_SHA256 / EC_SIGN_P384_SHA384",
+    description: "Google Cloud KMS: gcp-kms:projects/…/cryptoKeyVersions/N (or …/cryptoKeys/K?version=latest), EC_SIGN_P256/P384, RSA_SIGN_PKCS1_*, RSA_SIGN_RAW_PKCS1_*, EC_SIGN_ED25519",
     options: GcpKmsOptions,
     open: GcpKmsKey::open,
 }

@@ -1,6 +1,10 @@
 //! The GCP fixture: key versions in the in-process Cloud KMS emulator or, with
 //! `KMSSH_GCP_KEY_VERSIONS` set, in real Cloud KMS (with Application Default Credentials).
-//! Cloud KMS signs on P-256 and P-384 only.
+//! Cloud KMS offers ECDSA P-256 and P-384 (no P-521), RSA-2048/3072/4096 and Ed25519.
+//! Against the emulator each RSA size runs one request shape
+//! ([`VersionAlgorithm::for_spec`]): RSA-2048 a SHA-256-only version (`digest`), RSA-3072
+//! a raw PKCS#1 version (a `DigestInfo` in `data`, every hash), RSA-4096 a SHA-512-only
+//! version (`digest`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,18 +12,25 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kmssh_backend_gcp::google_cloud_auth::credentials::Credentials;
 use kmssh_backend_gcp::{GcpKmsKey, GcpKmsOptions};
-use kmssh_core::{Algorithm, KeyUri, KmsKey, Options};
+use kmssh_core::{Curve, KeySpec, KeyUri, KmsKey, Options};
 use serde_json::{Value, json};
 
 use crate::faults::{FAULT_CALL_TIMEOUT, fault_retry_policy};
 use crate::fixture::{Capabilities, FaultyKey, Fixture, cloud_capabilities, real_keys};
-use crate::gcp_emulator::GcpKmsEmulator;
+use crate::gcp_emulator::{GcpKmsEmulator, VersionAlgorithm};
 
 /// The backend's name in `KNOWN_BACKENDS`.
 pub const NAME: &str = "gcp";
 
-/// The curves Cloud KMS signs with.
-pub const ALGORITHMS: [Algorithm; 2] = [Algorithm::EcdsaP256Sha256, Algorithm::EcdsaP384Sha384];
+/// The kinds of key Cloud KMS signs with.
+pub const KEY_SPECS: [KeySpec; 6] = [
+    KeySpec::Ecdsa(Curve::P256),
+    KeySpec::Ecdsa(Curve::P384),
+    KeySpec::Rsa(2048),
+    KeySpec::Rsa(3072),
+    KeySpec::Rsa(4096),
+    KeySpec::Ed25519,
+];
 
 /// Options that reach the emulator anonymously, with short timeouts.
 #[must_use]
@@ -118,6 +129,16 @@ impl GcpFixture {
         &FIXTURE
     }
 
+    /// The version algorithm the emulator makes for keys of kind `spec`
+    /// ([`VersionAlgorithm::for_spec`]); `None`, saying so, for a kind Cloud KMS lacks.
+    fn version_algorithm(spec: KeySpec) -> Option<VersionAlgorithm> {
+        let algorithm = VersionAlgorithm::for_spec(spec);
+        if algorithm.is_none() {
+            eprintln!("skipped: Cloud KMS has no {spec} signing keys");
+        }
+        algorithm
+    }
+
     /// The shared emulator, unless the fixture runs against real Cloud KMS (then it says
     /// `skipped:` and gives `None`).
     #[must_use]
@@ -136,29 +157,30 @@ impl Fixture for GcpFixture {
         NAME
     }
 
-    fn algorithms(&self) -> &'static [Algorithm] {
-        &ALGORITHMS
+    fn key_specs(&self) -> &'static [KeySpec] {
+        &KEY_SPECS
     }
 
     fn capabilities(&self) -> Capabilities {
         cloud_capabilities(NAME)
     }
 
-    /// A new version in the shared emulator, or the first real one of that algorithm.
-    async fn key(&self, algorithm: Algorithm) -> Option<Arc<dyn KmsKey>> {
+    /// A new version in the shared emulator, or the first real one holding that kind of
+    /// key.
+    async fn key(&self, spec: KeySpec) -> Option<Arc<dyn KmsKey>> {
         if let Some(names) = real_keys(NAME) {
             for name in names {
                 let key = open(&name, &GcpKmsOptions::default())
                     .await
                     .expect("open real key version");
-                if key.algorithm() == algorithm {
+                if key.public_key().spec() == spec {
                     return Some(key);
                 }
             }
             return None;
         }
         let emulator = GcpKmsEmulator::shared();
-        let name = emulator.create_key_version(algorithm);
+        let name = emulator.create_version(Self::version_algorithm(spec)?);
         Some(
             open(&name, &emulator_options(&emulator.url()))
                 .await
@@ -167,12 +189,12 @@ impl Fixture for GcpFixture {
     }
 
     /// A new emulator version; its fault handle is the emulator's for that version.
-    async fn faulty_key(&self, algorithm: Algorithm) -> Option<FaultyKey> {
+    async fn faulty_key(&self, spec: KeySpec) -> Option<FaultyKey> {
         if !self.capabilities().faults {
             return None;
         }
         let emulator = GcpKmsEmulator::shared();
-        let name = emulator.create_key_version(algorithm);
+        let name = emulator.create_version(Self::version_algorithm(spec)?);
         let mut gcp = emulator_options(&emulator.url());
         gcp.call_timeout = Some(FAULT_CALL_TIMEOUT);
         gcp.retry = Some(fault_retry_policy());

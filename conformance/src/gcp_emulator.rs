@@ -4,10 +4,28 @@
 //! No emulator with `getPublicKey` and `asymmetricSign` exists on any registry reachable
 //! here, so the suite carries this one.
 //!
+//! It serves the key version algorithms kmssh signs with ([`VersionAlgorithm`]): ECDSA
+//! P-256 and P-384, RSA PKCS#1 v1.5 bound to a hash (`RSA_SIGN_PKCS1_*_SHA256`,
+//! `RSA_SIGN_PKCS1_4096_SHA512`), raw PKCS#1 (`RSA_SIGN_RAW_PKCS1_*`) and Ed25519
+//! (`EC_SIGN_ED25519`); a version can also report any other algorithm number, for
+//! refusal tests.
+//!
 //! It is strict where Cloud KMS is:
-//! - the digest must be of the version's hash and length (else 400 `INVALID_ARGUMENT`),
-//!   a `digestCrc32c` that is sent must match, and `verifiedDigestCrc32c` is true only
-//!   when one was sent and matched (false without one, as the real service answers);
+//! - `asymmetricSign` takes `digest` or `data`, never both; versions bound to a hash
+//!   take a `digest` of that hash and length, raw PKCS#1 and Ed25519 versions take
+//!   `data` (a `DigestInfo` for raw PKCS#1, at most the modulus length less 11 bytes;
+//!   the message for Ed25519, where no `data` is the empty message: proto3 does not send
+//!   empty bytes). Anything else is 400 `INVALID_ARGUMENT`, as Cloud KMS
+//!   answers a malformed request; the messages are the emulator's own wording.
+//!   Google's documentation says `data` is required by raw and Ed25519 versions; older
+//!   revisions of the API's own reference said it was honoured only for raw PKCS#1
+//!   versions, so the emulator refuses `data` for versions bound to a hash (kmssh never
+//!   sends it there). Raw PKCS#1 in Cloud KMS pads and signs whatever `data` holds; the
+//!   emulator signs through a local key, so it accepts only a SHA-256, SHA-384 or SHA-512
+//!   `DigestInfo` (what kmssh sends) and refuses other bytes with 400;
+//! - a `digestCrc32c` or `dataCrc32c` that is sent must match, and `verifiedDigestCrc32c`
+//!   / `verifiedDataCrc32c` is true only when one was sent and matched (false without
+//!   one, as the real service answers);
 //! - an unknown version is 404 `NOT_FOUND`; a version that is not `ENABLED` is 400
 //!   `FAILED_PRECONDITION` with the message Cloud KMS writes ("… is not enabled, current
 //!   state is: DISABLED.") and a `google.rpc.PreconditionFailure` detail whose violation
@@ -26,6 +44,8 @@
 //! [`FaultHandle`] (the shared fault layer: counters and a fault queue), so tests running
 //! in parallel do not disturb each other; faults are rendered in Cloud KMS's shape by
 //! [`GoogleDialect`]. `cryptoKeyVersions.list` is served (paged) for `version=latest`.
+//! The field each version's latest `asymmetricSign` carried is recorded
+//! ([`GcpKmsEmulator::last_sign_field`]), so tests can check what the backend sends.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -36,7 +56,9 @@ use std::time::Duration;
 
 use base64ct::{Base64, Encoding};
 use kmssh_backend_local::{LocalKey, LocalOptions};
-use kmssh_core::{Algorithm, KmsKey};
+use kmssh_core::rsa::Pkcs1v15Sign;
+use kmssh_core::rsa::sha2::{Sha256, Sha384, Sha512};
+use kmssh_core::{Algorithm, Curve, HashAlgorithm, KeySpec, KmsKey, SigningInput};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -50,10 +72,175 @@ use crate::http::{header, read_message, reason, spawn_loopback_server};
 pub const EC_SIGN_P256_SHA256: i32 = 12;
 /// See [`EC_SIGN_P256_SHA256`].
 pub const EC_SIGN_P384_SHA384: i32 = 13;
-/// An algorithm kmssh does not sign with.
+/// An algorithm kmssh does not sign with: ECDSA on secp256k1.
 pub const EC_SIGN_SECP256K1_SHA256: i32 = 31;
 /// Another one: RSA-PSS 2048 with SHA-256.
 pub const RSA_SIGN_PSS_2048_SHA256: i32 = 2;
+/// Another one: HMAC-SHA256 (a MAC key, no public key).
+pub const HMAC_SHA256: i32 = 32;
+/// Another one: ML-DSA-65, post-quantum.
+pub const PQ_SIGN_ML_DSA_65: i32 = 56;
+/// Another one: an RSA decryption key (OAEP 2048 with SHA-256).
+pub const RSA_DECRYPT_OAEP_2048_SHA256: i32 = 8;
+
+/// A key version algorithm the emulator signs with, as Cloud KMS names and numbers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VersionAlgorithm {
+    /// `EC_SIGN_P256_SHA256` (12).
+    EcSignP256Sha256,
+    /// `EC_SIGN_P384_SHA384` (13).
+    EcSignP384Sha384,
+    /// `RSA_SIGN_PKCS1_2048_SHA256` (5).
+    RsaSignPkcs1_2048Sha256,
+    /// `RSA_SIGN_PKCS1_3072_SHA256` (6).
+    RsaSignPkcs1_3072Sha256,
+    /// `RSA_SIGN_PKCS1_4096_SHA256` (7).
+    RsaSignPkcs1_4096Sha256,
+    /// `RSA_SIGN_PKCS1_4096_SHA512` (16).
+    RsaSignPkcs1_4096Sha512,
+    /// `RSA_SIGN_RAW_PKCS1_2048` (28).
+    RsaSignRawPkcs1_2048,
+    /// `RSA_SIGN_RAW_PKCS1_3072` (29).
+    RsaSignRawPkcs1_3072,
+    /// `RSA_SIGN_RAW_PKCS1_4096` (30).
+    RsaSignRawPkcs1_4096,
+    /// `EC_SIGN_ED25519` (40).
+    EcSignEd25519,
+}
+
+impl VersionAlgorithm {
+    /// Every algorithm the emulator signs with.
+    pub const ALL: [VersionAlgorithm; 10] = [
+        Self::EcSignP256Sha256,
+        Self::EcSignP384Sha384,
+        Self::RsaSignPkcs1_2048Sha256,
+        Self::RsaSignPkcs1_3072Sha256,
+        Self::RsaSignPkcs1_4096Sha256,
+        Self::RsaSignPkcs1_4096Sha512,
+        Self::RsaSignRawPkcs1_2048,
+        Self::RsaSignRawPkcs1_3072,
+        Self::RsaSignRawPkcs1_4096,
+        Self::EcSignEd25519,
+    ];
+
+    /// The enum number the client reads.
+    #[must_use]
+    pub fn wire(self) -> i32 {
+        match self {
+            Self::EcSignP256Sha256 => EC_SIGN_P256_SHA256,
+            Self::EcSignP384Sha384 => EC_SIGN_P384_SHA384,
+            Self::RsaSignPkcs1_2048Sha256 => 5,
+            Self::RsaSignPkcs1_3072Sha256 => 6,
+            Self::RsaSignPkcs1_4096Sha256 => 7,
+            Self::RsaSignPkcs1_4096Sha512 => 16,
+            Self::RsaSignRawPkcs1_2048 => 28,
+            Self::RsaSignRawPkcs1_3072 => 29,
+            Self::RsaSignRawPkcs1_4096 => 30,
+            Self::EcSignEd25519 => 40,
+        }
+    }
+
+    /// The algorithm with this enum number, if the emulator signs with it.
+    #[must_use]
+    pub fn from_wire(wire: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.wire() == wire)
+    }
+
+    /// Cloud KMS's name (`RSA_SIGN_RAW_PKCS1_3072`…).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EcSignP256Sha256 => "EC_SIGN_P256_SHA256",
+            Self::EcSignP384Sha384 => "EC_SIGN_P384_SHA384",
+            Self::RsaSignPkcs1_2048Sha256 => "RSA_SIGN_PKCS1_2048_SHA256",
+            Self::RsaSignPkcs1_3072Sha256 => "RSA_SIGN_PKCS1_3072_SHA256",
+            Self::RsaSignPkcs1_4096Sha256 => "RSA_SIGN_PKCS1_4096_SHA256",
+            Self::RsaSignPkcs1_4096Sha512 => "RSA_SIGN_PKCS1_4096_SHA512",
+            Self::RsaSignRawPkcs1_2048 => "RSA_SIGN_RAW_PKCS1_2048",
+            Self::RsaSignRawPkcs1_3072 => "RSA_SIGN_RAW_PKCS1_3072",
+            Self::RsaSignRawPkcs1_4096 => "RSA_SIGN_RAW_PKCS1_4096",
+            Self::EcSignEd25519 => "EC_SIGN_ED25519",
+        }
+    }
+
+    /// The kind of key a version of this algorithm holds.
+    #[must_use]
+    pub fn spec(self) -> KeySpec {
+        match self {
+            Self::EcSignP256Sha256 => KeySpec::Ecdsa(Curve::P256),
+            Self::EcSignP384Sha384 => KeySpec::Ecdsa(Curve::P384),
+            Self::RsaSignPkcs1_2048Sha256 | Self::RsaSignRawPkcs1_2048 => KeySpec::Rsa(2048),
+            Self::RsaSignPkcs1_3072Sha256 | Self::RsaSignRawPkcs1_3072 => KeySpec::Rsa(3072),
+            Self::RsaSignPkcs1_4096Sha256
+            | Self::RsaSignPkcs1_4096Sha512
+            | Self::RsaSignRawPkcs1_4096 => KeySpec::Rsa(4096),
+            Self::EcSignEd25519 => KeySpec::Ed25519,
+        }
+    }
+
+    /// The algorithm a version bound to one hash signs with (its `digest` is of that
+    /// hash); `None` for raw PKCS#1 and Ed25519, which take `data`.
+    #[must_use]
+    pub fn prehashed(self) -> Option<Algorithm> {
+        match self {
+            Self::EcSignP256Sha256 => Some(Algorithm::EcdsaP256Sha256),
+            Self::EcSignP384Sha384 => Some(Algorithm::EcdsaP384Sha384),
+            Self::RsaSignPkcs1_2048Sha256
+            | Self::RsaSignPkcs1_3072Sha256
+            | Self::RsaSignPkcs1_4096Sha256 => Some(Algorithm::RsaPkcs1Sha256),
+            Self::RsaSignPkcs1_4096Sha512 => Some(Algorithm::RsaPkcs1Sha512),
+            Self::RsaSignRawPkcs1_2048
+            | Self::RsaSignRawPkcs1_3072
+            | Self::RsaSignRawPkcs1_4096
+            | Self::EcSignEd25519 => None,
+        }
+    }
+
+    /// The algorithm the conformance fixture uses for keys of kind `spec`, so that every
+    /// request shape runs: RSA-2048 → `RSA_SIGN_PKCS1_2048_SHA256` (digest, SHA-256
+    /// only), RSA-3072 → `RSA_SIGN_RAW_PKCS1_3072` (a `DigestInfo` in `data`, every
+    /// hash), RSA-4096 → `RSA_SIGN_PKCS1_4096_SHA512` (digest, SHA-512 only). `None` for
+    /// what Cloud KMS does not offer (P-521, other RSA sizes).
+    #[must_use]
+    pub fn for_spec(spec: KeySpec) -> Option<Self> {
+        match spec {
+            KeySpec::Ecdsa(Curve::P256) => Some(Self::EcSignP256Sha256),
+            KeySpec::Ecdsa(Curve::P384) => Some(Self::EcSignP384Sha384),
+            KeySpec::Rsa(2048) => Some(Self::RsaSignPkcs1_2048Sha256),
+            KeySpec::Rsa(3072) => Some(Self::RsaSignRawPkcs1_3072),
+            KeySpec::Rsa(4096) => Some(Self::RsaSignPkcs1_4096Sha512),
+            KeySpec::Ed25519 => Some(Self::EcSignEd25519),
+            _ => None,
+        }
+    }
+
+    /// An algorithm whose versions sign with `algorithm`, as the fixture chooses (see
+    /// [`VersionAlgorithm::for_spec`]): ECDSA by curve, `RsaPkcs1Sha256` on
+    /// RSA-2048, `RsaPkcs1Sha512` on RSA-4096, `RsaPkcs1Sha384` on raw RSA-3072.
+    /// `None` for P-521.
+    #[must_use]
+    pub fn signing(algorithm: Algorithm) -> Option<Self> {
+        match algorithm {
+            Algorithm::EcdsaP256Sha256 => Some(Self::EcSignP256Sha256),
+            Algorithm::EcdsaP384Sha384 => Some(Self::EcSignP384Sha384),
+            Algorithm::EcdsaP521Sha512 => None,
+            Algorithm::RsaPkcs1Sha256 => Some(Self::RsaSignPkcs1_2048Sha256),
+            Algorithm::RsaPkcs1Sha384 => Some(Self::RsaSignRawPkcs1_3072),
+            Algorithm::RsaPkcs1Sha512 => Some(Self::RsaSignPkcs1_4096Sha512),
+            Algorithm::Ed25519 => Some(Self::EcSignEd25519),
+        }
+    }
+}
+
+/// The field an `asymmetricSign` request carried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignField {
+    /// `digest`, of this hash.
+    Digest(HashAlgorithm),
+    /// `data`.
+    Data,
+}
+
 /// `ProtectionLevel` `SOFTWARE` on the wire (what a new version gets).
 pub const PROTECTION_SOFTWARE: i32 = 1;
 /// `ProtectionLevel` `HSM` on the wire.
@@ -110,6 +297,7 @@ struct Version {
     state: VersionState,
     protection: i32,
     faults: FaultHandle,
+    last_sign_field: Option<SignField>,
 }
 
 #[derive(Default)]
@@ -231,7 +419,8 @@ fn error_info(reason: &str, domain: &str, metadata: &Value) -> Value {
 }
 
 /// Cloud KMS's wire shape for faults: `{"error":{"code","message","status","details"}}`
-/// errors, signatures as base64 DER with a `signatureCrc32c` that matches the bytes sent.
+/// errors, signatures as base64 bytes (DER for ECDSA, the modulus-length integer for
+/// RSA, 64 bytes for Ed25519) with a `signatureCrc32c` that matches the bytes sent.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GoogleDialect;
 
@@ -246,14 +435,14 @@ fn google_error(code: u16, status: &str, message: &str, details: &[Value]) -> Er
 /// Edits the signature of an `asymmetricSign` answer and recomputes its CRC32C, as a
 /// service that signed wrong would send it.
 fn edit_signature(answer: &mut Value, edit: impl FnOnce(&mut Vec<u8>)) {
-    let mut der =
+    let mut signature =
         Base64::decode_vec(answer["signature"].as_str().unwrap_or_default()).unwrap_or_default();
-    if der.is_empty() {
+    if signature.is_empty() {
         return;
     }
-    edit(&mut der);
-    answer["signature"] = json!(Base64::encode_string(&der));
-    answer["signatureCrc32c"] = json!(crc32c(&der).to_string());
+    edit(&mut signature);
+    answer["signature"] = json!(Base64::encode_string(&signature));
+    answer["signatureCrc32c"] = json!(crc32c(&signature).to_string());
 }
 
 impl Dialect for GoogleDialect {
@@ -298,15 +487,15 @@ impl Dialect for GoogleDialect {
     }
 
     fn corrupt_signature(&self, answer: &mut Value) {
-        edit_signature(answer, |der| {
-            if let Some(last) = der.last_mut() {
+        edit_signature(answer, |signature| {
+            if let Some(last) = signature.last_mut() {
                 *last ^= 0x01;
             }
         });
     }
 
     fn shorten_signature(&self, answer: &mut Value) {
-        edit_signature(answer, |der| der.truncate(der.len() / 2));
+        edit_signature(answer, |signature| signature.truncate(signature.len() / 2));
     }
 }
 
@@ -342,26 +531,30 @@ impl GcpKmsEmulator {
         format!("http://{}", self.address)
     }
 
-    /// Creates a key with one enabled version; returns the version's resource name.
+    /// Creates a key with one enabled version whose algorithm signs with `algorithm`
+    /// (chosen as [`VersionAlgorithm::signing`] says); returns the version's resource name.
     ///
     /// # Panics
-    /// For an algorithm Cloud KMS does not offer on P-521.
+    /// For ECDSA P-521, which Cloud KMS does not offer.
     #[must_use]
     pub fn create_key_version(&self, algorithm: Algorithm) -> String {
-        let wire = match algorithm {
-            Algorithm::EcdsaP256Sha256 => EC_SIGN_P256_SHA256,
-            Algorithm::EcdsaP384Sha384 => EC_SIGN_P384_SHA384,
-            other => panic!("Cloud KMS has no {other} signing keys"),
-        };
-        self.create_version_with(algorithm, wire)
+        let version = VersionAlgorithm::signing(algorithm)
+            .unwrap_or_else(|| panic!("Cloud KMS has no {algorithm} signing keys"));
+        self.create_version(version)
     }
 
-    /// Creates a key with one enabled version reporting another algorithm number (for
-    /// refusal tests).
+    /// Creates a key with one enabled version of `algorithm`; returns its resource name.
     #[must_use]
-    pub fn create_version_with(&self, algorithm: Algorithm, wire_algorithm: i32) -> String {
+    pub fn create_version(&self, algorithm: VersionAlgorithm) -> String {
+        self.create_version_with(algorithm.spec(), algorithm.wire())
+    }
+
+    /// Creates a key with one enabled version holding a key of kind `spec` and reporting
+    /// algorithm number `wire_algorithm`, which need not match (for refusal tests).
+    #[must_use]
+    pub fn create_version_with(&self, spec: KeySpec, wire_algorithm: i32) -> String {
         let key = self.create_key();
-        self.insert_version(&key, algorithm, wire_algorithm, VersionState::Enabled)
+        self.insert_version(&key, spec, wire_algorithm, VersionState::Enabled)
     }
 
     /// A new crypto key with no versions yet; returns its resource name.
@@ -371,28 +564,26 @@ impl GcpKmsEmulator {
         format!("projects/kmssh-test/locations/global/keyRings/conformance/cryptoKeys/key-{n}")
     }
 
-    /// Adds the next version (1, 2, …) of crypto key `key` in `state`; returns its name.
-    ///
-    /// # Panics
-    /// For an algorithm Cloud KMS does not offer on P-521.
+    /// Adds the next version (1, 2, …) of crypto key `key`, of `algorithm`, in `state`;
+    /// returns its name.
     #[must_use]
-    pub fn add_version(&self, key: &str, algorithm: Algorithm, state: VersionState) -> String {
-        let wire = match algorithm {
-            Algorithm::EcdsaP256Sha256 => EC_SIGN_P256_SHA256,
-            Algorithm::EcdsaP384Sha384 => EC_SIGN_P384_SHA384,
-            other => panic!("Cloud KMS has no {other} signing keys"),
-        };
-        self.insert_version(key, algorithm, wire, state)
+    pub fn add_version(
+        &self,
+        key: &str,
+        algorithm: VersionAlgorithm,
+        state: VersionState,
+    ) -> String {
+        self.insert_version(key, algorithm.spec(), algorithm.wire(), state)
     }
 
     fn insert_version(
         &self,
         key: &str,
-        algorithm: Algorithm,
+        spec: KeySpec,
         wire_algorithm: i32,
         state: VersionState,
     ) -> String {
-        let local = LocalKey::generate(algorithm, LocalOptions::default()).expect("key");
+        let local = LocalKey::generate(spec, LocalOptions::default()).expect("key");
         let mut shared = lock(&self.state);
         let prefix = format!("{key}/cryptoKeyVersions/");
         let number = shared
@@ -410,6 +601,7 @@ impl GcpKmsEmulator {
                 state,
                 protection: PROTECTION_SOFTWARE,
                 faults: FaultHandle::new(),
+                last_sign_field: None,
             },
         );
         name
@@ -461,6 +653,16 @@ impl GcpKmsEmulator {
             .versions
             .get(name)
             .map(|v| v.faults.clone())
+    }
+
+    /// The field the version's latest `asymmetricSign` that reached the signer carried
+    /// (`None` before any).
+    #[must_use]
+    pub fn last_sign_field(&self, name: &str) -> Option<SignField> {
+        lock(&self.state)
+            .versions
+            .get(name)
+            .and_then(|v| v.last_sign_field)
     }
 
     /// How many requests of `operation` a version has seen.
@@ -633,8 +835,8 @@ fn handle(method: &str, route: &Route, query: &str, body: &[u8], state: &Shared)
         Route::List(key) => return list(key, query, state),
         Route::Version(name, operation) => (name, *operation),
     };
-    let state = lock(state);
-    let Some(version) = state.versions.get(name) else {
+    let mut state = lock(state);
+    let Some(version) = state.versions.get_mut(name) else {
         return (
             404,
             error_body(
@@ -740,62 +942,191 @@ fn list(key: &str, query: &str, state: &Shared) -> (u16, Value) {
     (200, answer)
 }
 
-fn sign(name: &str, version: &Version, body: &[u8]) -> (u16, Value) {
-    let invalid = |message: &str| (400, error_body(400, "INVALID_ARGUMENT", message, &[]));
-    let Ok(request) = serde_json::from_slice::<Value>(body) else {
-        return invalid("request body is not JSON");
-    };
-    let Some(digest) = request.get("digest").and_then(Value::as_object) else {
-        return invalid("AsymmetricSignRequest.digest is required for EC keys");
-    };
-    let algorithm = version.key.algorithm();
-    let expected_field = match algorithm {
-        Algorithm::EcdsaP256Sha256 => "sha256",
-        _ => "sha384",
-    };
-    if digest.len() != 1 || !digest.contains_key(expected_field) {
-        return invalid(&format!(
-            "the digest type must be {expected_field} for this key version"
-        ));
-    }
-    let Some(bytes) = digest[expected_field]
-        .as_str()
-        .and_then(|b| Base64::decode_vec(b).ok())
-    else {
-        return invalid("digest is not base64");
-    };
-    if bytes.len() != algorithm.digest_len() {
-        return invalid(&format!(
-            "Digest has the wrong length: {} bytes for {expected_field}",
-            bytes.len()
-        ));
-    }
-    // Cloud KMS checks a CRC32C that was sent, and says it did only then.
-    let verified = match request.get("digestCrc32c") {
-        None | Some(Value::Null) => false,
+/// A request's optional CRC32C field: `Ok(None)` when absent, `Err` when it does not
+/// match `bytes`.
+fn check_crc(request: &Value, crc_field: &str, field: &str, bytes: &[u8]) -> Result<bool, String> {
+    match request.get(crc_field) {
+        None | Some(Value::Null) => Ok(false),
         Some(sent) => {
             let sent = sent
                 .as_str()
                 .and_then(|s| s.parse::<u64>().ok())
                 .or_else(|| sent.as_u64());
-            if sent != Some(u64::from(crc32c(&bytes))) {
-                return invalid(
-                    "The checksum in field digest_crc32c did not match the data in field digest.",
-                );
+            if sent == Some(u64::from(crc32c(bytes))) {
+                Ok(true)
+            } else {
+                let snake = crc_field.replace("Crc32c", "_crc32c");
+                Err(format!(
+                    "The checksum in field {snake} did not match the data in field {field}."
+                ))
             }
-            true
+        }
+    }
+}
+
+/// The DER `DigestInfo` prefixes raw PKCS#1 data may carry, from the `rsa` crate (the
+/// backend writes its own from RFC 8017, so the two are checked against each other).
+fn digest_infos() -> [(HashAlgorithm, Box<[u8]>); 3] {
+    [
+        (HashAlgorithm::Sha256, Pkcs1v15Sign::new::<Sha256>().prefix),
+        (HashAlgorithm::Sha384, Pkcs1v15Sign::new::<Sha384>().prefix),
+        (HashAlgorithm::Sha512, Pkcs1v15Sign::new::<Sha512>().prefix),
+    ]
+}
+
+fn rsa_algorithm(hash: HashAlgorithm) -> Algorithm {
+    match hash {
+        HashAlgorithm::Sha256 => Algorithm::RsaPkcs1Sha256,
+        HashAlgorithm::Sha384 => Algorithm::RsaPkcs1Sha384,
+        HashAlgorithm::Sha512 => Algorithm::RsaPkcs1Sha512,
+    }
+}
+
+fn hash_of_field(field: &str) -> Option<HashAlgorithm> {
+    match field {
+        "sha256" => Some(HashAlgorithm::Sha256),
+        "sha384" => Some(HashAlgorithm::Sha384),
+        "sha512" => Some(HashAlgorithm::Sha512),
+        _ => None,
+    }
+}
+
+fn sign(name: &str, version: &mut Version, body: &[u8]) -> (u16, Value) {
+    let invalid = |message: &str| (400, error_body(400, "INVALID_ARGUMENT", message, &[]));
+    let Some(algorithm) = VersionAlgorithm::from_wire(version.wire_algorithm) else {
+        return invalid(&format!(
+            "the emulator does not sign with algorithm {}",
+            version.wire_algorithm
+        ));
+    };
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return invalid("request body is not JSON");
+    };
+    let digest = request.get("digest").filter(|d| !d.is_null());
+    // Empty bytes are proto3's default and never sent: for a version that takes `data`,
+    // no `data` is empty data (an empty message is a valid Ed25519 input).
+    let data = request
+        .get("data")
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty())
+        .or((digest.is_none() && algorithm.prehashed().is_none()).then_some(""));
+    let (algorithm_name, to_sign, field) = match (digest, data, algorithm.prehashed()) {
+        (Some(_), Some(_), _) => {
+            return invalid(
+                "Only one of AsymmetricSignRequest.digest and AsymmetricSignRequest.data may be supplied.",
+            );
+        }
+        (None, None, _) => {
+            return invalid(&format!(
+                "AsymmetricSignRequest.digest is required for algorithm {}.",
+                algorithm.name()
+            ));
+        }
+        (Some(_), None, None) => {
+            return invalid(&format!(
+                "AsymmetricSignRequest.digest is not supported for algorithm {}: supply AsymmetricSignRequest.data",
+                algorithm.name()
+            ));
+        }
+        (None, Some(_), Some(_)) => {
+            return invalid(&format!(
+                "AsymmetricSignRequest.data is not supported for algorithm {}: supply AsymmetricSignRequest.digest",
+                algorithm.name()
+            ));
+        }
+        (Some(digest), None, Some(signs)) => {
+            let hash = signs.hash().expect("a pre-hashed algorithm");
+            let fields: Vec<(&String, &Value)> = digest
+                .as_object()
+                .map(|o| o.iter().collect())
+                .unwrap_or_default();
+            let [(field, value)] = fields[..] else {
+                return invalid("AsymmetricSignRequest.digest must hold exactly one digest");
+            };
+            if hash_of_field(field) != Some(hash) {
+                return invalid(&format!(
+                    "The digest type must be {} for algorithm {}.",
+                    hash.name(),
+                    algorithm.name()
+                ));
+            }
+            let Some(bytes) = value.as_str().and_then(|b| Base64::decode_vec(b).ok()) else {
+                return invalid("digest is not base64");
+            };
+            if bytes.len() != hash.len() {
+                return invalid(&format!(
+                    "Digest has the wrong length: {} bytes for {}",
+                    bytes.len(),
+                    hash.name()
+                ));
+            }
+            let verified = match check_crc(&request, "digestCrc32c", "digest", &bytes) {
+                Ok(verified) => verified,
+                Err(message) => return invalid(&message),
+            };
+            (signs, (bytes, verified), SignField::Digest(hash))
+        }
+        (None, Some(data), None) => {
+            let Ok(bytes) = Base64::decode_vec(data) else {
+                return invalid("data is not base64");
+            };
+            let verified = match check_crc(&request, "dataCrc32c", "data", &bytes) {
+                Ok(verified) => verified,
+                Err(message) => return invalid(&message),
+            };
+            if algorithm == VersionAlgorithm::EcSignEd25519 {
+                (Algorithm::Ed25519, (bytes, verified), SignField::Data)
+            } else {
+                // Raw PKCS#1: Cloud KMS pads at most k - 11 bytes (RFC 8017 §9.2).
+                let modulus = version.key.public_key().rsa_bits().unwrap_or(0) / 8;
+                if bytes.len() + 11 > modulus {
+                    return invalid(&format!(
+                        "AsymmetricSignRequest.data is {} bytes; algorithm {} signs at most {}",
+                        bytes.len(),
+                        algorithm.name(),
+                        modulus.saturating_sub(11)
+                    ));
+                }
+                let parsed = digest_infos().into_iter().find_map(|(hash, prefix)| {
+                    let digest = bytes.strip_prefix(&*prefix)?;
+                    (digest.len() == hash.len()).then(|| (hash, digest.to_vec()))
+                });
+                let Some((hash, digest)) = parsed else {
+                    return invalid(
+                        "the emulator signs raw PKCS#1 data only when it is a SHA-256, SHA-384 or SHA-512 DigestInfo",
+                    );
+                };
+                (rsa_algorithm(hash), (digest, verified), SignField::Data)
+            }
         }
     };
-    let Ok(signature) = version.key.sign_digest_sync(&bytes) else {
-        return (500, error_body(500, "INTERNAL", "signing failed", &[]));
+    let (bytes, verified) = to_sign;
+    let input = if algorithm_name.is_prehashed() {
+        SigningInput::Digest(&bytes)
+    } else {
+        SigningInput::Message(&bytes)
     };
-    let der = signature.to_der();
+    version.last_sign_field = Some(field);
+    let signature = match version.key.sign_sync(algorithm_name, input) {
+        Ok(signature) => signature.to_bytes(),
+        Err(e) => {
+            return (
+                500,
+                error_body(500, "INTERNAL", &format!("signing failed: {e}"), &[]),
+            );
+        }
+    };
+    let (verified_digest, verified_data) = match field {
+        SignField::Digest(_) => (verified, false),
+        SignField::Data => (false, verified),
+    };
     (
         200,
         json!({
-            "signature": Base64::encode_string(&der),
-            "signatureCrc32c": crc32c(&der).to_string(),
-            "verifiedDigestCrc32c": verified,
+            "signature": Base64::encode_string(&signature),
+            "signatureCrc32c": crc32c(&signature).to_string(),
+            "verifiedDigestCrc32c": verified_digest,
+            "verifiedDataCrc32c": verified_data,
             "name": name,
             "protectionLevel": version.protection,
         }),
@@ -917,6 +1248,8 @@ impl StandIn {
                         .expect("report address");
                     let accepting = async {
                         while let Ok((stream, _)) = listener.accept().await {
+                            // Small answers in two writes: no waiting on delayed ACKs.
+                            let _ = stream.set_nodelay(true);
                             tokio::spawn(serve_stand_in(stream, handler.clone(), recorded.clone()));
                         }
                     };
@@ -1146,6 +1479,44 @@ pub fn jwt_claims(token: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn algorithm_numbers_and_names_are_the_sdks() {
+        use kmssh_backend_gcp::google_cloud_kms_v1::model::crypto_key_version::CryptoKeyVersionAlgorithm;
+        for algorithm in VersionAlgorithm::ALL {
+            let sdk = CryptoKeyVersionAlgorithm::from(algorithm.wire());
+            assert_eq!(sdk.name(), Some(algorithm.name()), "{algorithm:?}");
+            assert_eq!(
+                VersionAlgorithm::from_wire(algorithm.wire()),
+                Some(algorithm)
+            );
+        }
+        for (wire, name) in [
+            (EC_SIGN_SECP256K1_SHA256, "EC_SIGN_SECP256K1_SHA256"),
+            (RSA_SIGN_PSS_2048_SHA256, "RSA_SIGN_PSS_2048_SHA256"),
+            (HMAC_SHA256, "HMAC_SHA256"),
+            (PQ_SIGN_ML_DSA_65, "PQ_SIGN_ML_DSA_65"),
+            (RSA_DECRYPT_OAEP_2048_SHA256, "RSA_DECRYPT_OAEP_2048_SHA256"),
+        ] {
+            assert_eq!(CryptoKeyVersionAlgorithm::from(wire).name(), Some(name));
+            assert_eq!(VersionAlgorithm::from_wire(wire), None);
+        }
+        for spec in KeySpec::ALL {
+            match VersionAlgorithm::for_spec(spec) {
+                Some(algorithm) => assert_eq!(algorithm.spec(), spec),
+                None => assert_eq!(spec, KeySpec::Ecdsa(Curve::P521)),
+            }
+        }
+        for algorithm in Algorithm::ALL {
+            if let Some(version) = VersionAlgorithm::signing(algorithm) {
+                let signs = version.prehashed().map_or_else(
+                    || version.spec().algorithms().contains(&algorithm),
+                    |only| only == algorithm,
+                );
+                assert!(signs, "{algorithm} from {version:?}");
+            }
+        }
+    }
 
     #[test]
     fn forms_decode() {
