@@ -261,10 +261,9 @@ fn an_unreachable_provider_is_unavailable() {
 fn azure_key_vault_through_its_emulator() {
     use kmssh_conformance::azure::emulator_uri;
     use kmssh_conformance::azure_emulator::{AzureKeyVaultEmulator, KeyKind, KeySetup, TEST_TOKEN};
-    use kmssh_core::Algorithm;
 
     let emulator = AzureKeyVaultEmulator::shared();
-    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP521Sha512)));
+    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(kmssh_core::Curve::P521)));
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_file = dir.path().join("vault-ca.pem");
     std::fs::write(&ca_file, emulator.ca_pem()).expect("write");
@@ -295,7 +294,7 @@ fn azure_key_vault_through_its_emulator() {
 
     // A vault that keeps throttling: --timeout bounds the retries, exit 5, and --verbose
     // shows them.
-    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256)));
+    let name = emulator.create_key(KeySetup::signing(KeyKind::Ec(kmssh_core::Curve::P256)));
     {
         use kmssh_conformance::faults::{Fault, Operation};
         let faults = emulator.faults(&name).expect("the key's fault handle");

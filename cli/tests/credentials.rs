@@ -897,7 +897,6 @@ mod azure {
         use kmssh_conformance::azure_emulator::{
             AppCredential, AzureKeyVaultEmulator, KeyKind, KeySetup,
         };
-        use kmssh_core::Algorithm;
 
         use super::super::common::kmssh;
 
@@ -966,7 +965,7 @@ mod azure {
         /// A new P-256 key in the shared emulator: its URI.
         fn new_key() -> String {
             let name = AzureKeyVaultEmulator::shared()
-                .create_key(KeySetup::signing(KeyKind::Ec(Algorithm::EcdsaP256Sha256)));
+                .create_key(KeySetup::signing(KeyKind::Ec(kmssh_core::Curve::P256)));
             emulator_uri(&name, None)
         }
 
