@@ -1,5 +1,7 @@
 //! kmssh's AWS KMS backend: signs with an asymmetric `SIGN_VERIFY` key of spec
-//! `ECC_NIST_P256`, `ECC_NIST_P384` or `ECC_NIST_P521` through `aws-sdk-kms`.
+//! `ECC_NIST_P256`, `ECC_NIST_P384`, `ECC_NIST_P521` (ECDSA), `RSA_2048`, `RSA_3072`,
+//! `RSA_4096` (PKCS#1 v1.5 with SHA-512, SHA-256 or SHA-384) or `ECC_NIST_EDWARDS25519`
+//! (Ed25519) through `aws-sdk-kms`.
 //!
 //! # Key URIs
 //!
@@ -44,14 +46,23 @@
 //! # What opening checks
 //!
 //! Opening a key costs one `DescribeKey` and one `GetPublicKey`. The key must be
-//! `Enabled`, of usage `SIGN_VERIFY`, of one of the [`SUPPORTED_KEY_SPECS`], and its public
-//! key must agree with its spec and offer the matching ECDSA signing algorithm; otherwise
-//! opening fails with the reason. The public key is cached for the key's lifetime, and the
-//! key is pinned by ARN (an alias re-pointed later does not change which key signs).
+//! `Enabled`, of one of the [`SUPPORTED_KEY_SPECS`] (any other spec is refused by name:
+//! `ECC_SECG_P256K1`, `HMAC_*`, `SYMMETRIC_DEFAULT`, `SM2`, `ML_DSA_*`…), of usage
+//! `SIGN_VERIFY` (an RSA `ENCRYPT_DECRYPT` key is refused), its public key must agree
+//! with its spec, and its `SigningAlgorithms` must include one kmssh signs with; otherwise
+//! opening fails with the reason. The key then signs with those of its algorithms kmssh
+//! supports, in this order: ECDSA with its curve's hash; RSA `RSASSA_PKCS1_V1_5_SHA_512`,
+//! `_SHA_256`, `_SHA_384` (never PSS, which OpenSSH does not use); Ed25519
+//! `ED25519_SHA_512` only (`ED25519_PH_SHA_512` is Ed25519ph, not `ssh-ed25519`). The
+//! public key is cached for the key's lifetime, and the key is pinned by ARN (an alias
+//! re-pointed later does not change which key signs).
 //!
-//! Each signature is one `Sign` call with `MessageType=DIGEST` (the message is hashed
-//! locally, so any size works), and is verified against the cached public key before it
-//! is returned. Throttling, 5xx answers (`KMSInternalException`,
+//! Each signature is one `Sign` call: with `MessageType=DIGEST` for ECDSA and RSA (the
+//! message is hashed locally, so any size works), with `MessageType=RAW` and the message
+//! itself for Ed25519, which AWS KMS signs only from 1 to [`MAX_RAW_MESSAGE_LEN`] (4096)
+//! bytes: a longer message (a certificate with very many principals) or an empty one is
+//! refused before any call, naming the limit. Every answer is verified against the cached public key
+//! before it is returned. Throttling, 5xx answers (`KMSInternalException`,
 //! `KeyUnavailableException`), dropped connections and timed-out attempts are retried with
 //! jittered exponential backoff inside a deadline; permanent errors are not. Grant tokens
 //! ([`AwsKmsOptions::grant_tokens`]) go with every call.
@@ -64,7 +75,7 @@ mod error;
 mod key;
 mod options;
 
-pub use key::{AwsKmsKey, SUPPORTED_KEY_SPECS};
+pub use key::{AwsKmsKey, MAX_RAW_MESSAGE_LEN, SUPPORTED_KEY_SPECS};
 pub use options::{AwsKmsOptions, DEFAULT_IMDS_ATTEMPTS, DEFAULT_IMDS_TIMEOUT};
 
 /// The key URI scheme this backend serves.
@@ -72,7 +83,7 @@ pub const SCHEME: &str = "aws-kms";
 
 kmssh_core::register_backend! {
     scheme: SCHEME,
-    description: "AWS KMS: aws-kms:<key id | key ARN | alias/NAME | alias ARN>, ECC_NIST_P256/P384/P521 SIGN_VERIFY keys",
+    description: "AWS KMS: aws-kms:<key id | key ARN | alias/NAME | alias ARN>, SIGN_VERIFY keys: ECC_NIST_P256/P384/P521, RSA_2048/3072/4096, ECC_NIST_EDWARDS25519",
     options: AwsKmsOptions,
     open: AwsKmsKey::open,
 }

@@ -1,5 +1,7 @@
 //! Certificates per second through the AWS backend against ministack on 127.0.0.1, at
-//! concurrency 1 and 32 in one run, with the ratio (`cargo xtask bench --backend aws`).
+//! concurrency 1 and 32 in one run, with the ratio (`cargo xtask bench --backend aws`),
+//! for each kind of CA key: ECDSA P-256/P-384/P-521, RSA-2048, RSA-4096 (signing
+//! `rsa-sha2-512` digests) and Ed25519 (signing the to-be-signed bytes whole, RAW).
 //! Every certificate costs one `Sign` round trip to the emulator and one local verify.
 //!
 //! Options: `--seconds S` per measurement (default 3).
@@ -63,8 +65,8 @@ fn main() {
         kmssh_conformance::ministack::MINISTACK_VERSION
     );
     println!(
-        "{:<7} {:>16} {:>17} {:>8}",
-        "curve", "certs/s (conc 1)", "certs/s (conc 32)", "32 / 1"
+        "{:<11} {:>16} {:>17} {:>8}",
+        "key", "certs/s (conc 1)", "certs/s (conc 32)", "32 / 1"
     );
     runtime.block_on(async {
         let admin = admin_client(&ministack.url()).await;
@@ -72,6 +74,9 @@ fn main() {
             KeySpec::EccNistP256,
             KeySpec::EccNistP384,
             KeySpec::EccNistP521,
+            KeySpec::Rsa2048,
+            KeySpec::Rsa4096,
+            KeySpec::EccNistEdwards25519,
         ] {
             let id = create_key(&admin, spec.clone(), KeyUsageType::SignVerify).await;
             let key = open(&id, &emulator_options(&ministack.url()))
@@ -80,8 +85,8 @@ fn main() {
             let one = certificates_per_second(key.clone(), 1, budget).await;
             let many = certificates_per_second(key.clone(), 32, budget).await;
             println!(
-                "{:<7} {:>16.0} {:>17.0} {:>8.2}",
-                key.algorithm().curve_name(),
+                "{:<11} {:>16.0} {:>17.0} {:>8.2}",
+                key.public_key().description(),
                 one,
                 many,
                 many / one

@@ -1,27 +1,37 @@
-//! The AWS fixture: keys in ministack (or, with `KMSSH_AWS_KEY_IDS` set, in real AWS KMS),
-//! created through the AWS SDK, opened through kmssh's backend; faults injected by a
-//! [`FaultProxy`] between the backend and ministack, in AWS's wire shape ([`AwsDialect`]).
+//! The AWS fixture: keys of every [`kmssh_core::KeySpec`] (`ECC_NIST_P256/P384/P521`,
+//! `RSA_2048/3072/4096`, `ECC_NIST_EDWARDS25519`) in ministack (or, with
+//! `KMSSH_AWS_KEY_IDS` set, in real AWS KMS), created through the AWS SDK, opened through
+//! kmssh's backend; faults injected by a [`FaultProxy`] between the backend and ministack,
+//! in AWS's wire shape ([`AwsDialect`]).
 //!
 //! ministack checks no signature, region or credential, so the proxy does, through an
 //! [`AwsGate`]: the region a request's SigV4 signature is scoped to (against the region
 //! the proxy expects, and against the region of an ARN in the body), access keys to
 //! refuse as AWS would (`UnrecognizedClientException`, `ExpiredTokenException`,
 //! `AccessDeniedException`), and scripted error answers (`KeyUnavailableException`).
+//! Nor does ministack enforce KMS's limits on `Sign`'s `Message` (1 to 4096 bytes; what
+//! an Ed25519 key signs whole, as `MessageType=RAW`): every AWS proxy does
+//! ([`kms_validation`], a `ValidationException` as KMS answers), and the shared cases'
+//! keys ([`Fixture::key`]) reach ministack through such a proxy too, so a client that
+//! sends a longer message fails here as it would against AWS. ministack makes keys on its
+//! one event loop (an RSA-4096 key can stall it for a second), so the fixture makes one
+//! key of each spec when the emulator starts and every case signs with those
+//! ([`AwsFixture::emulator_key_id`]), each opening it afresh.
 //! [`stand_in`] serves the credential sources of the SDK's default chain on loopback: STS
 //! (`AssumeRoleWithWebIdentity`), the SSO portal (`GetRoleCredentials`), IMDSv2 and the
 //! ECS container endpoint.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use base64ct::{Base64, Encoding};
 use kmssh_backend_aws::{AwsKmsKey, AwsKmsOptions};
-use kmssh_core::{Algorithm, KeyUri, KmsKey, Options};
+use kmssh_core::{Curve, KeyUri, KmsKey, Options};
 use serde_json::{Value, json};
 
-use crate::fault_proxy::{FaultProxy, Gate};
+use crate::fault_proxy::{FaultProxy, Gate, ServiceRule};
 use crate::faults::{Dialect, ErrorAnswer, FAULT_CALL_TIMEOUT, Operation, fault_retry_policy};
 use crate::fixture::{Capabilities, FaultyKey, Fixture, cloud_capabilities, real_keys};
 use crate::http::{Message, header};
@@ -131,13 +141,60 @@ pub async fn open(key_id: &str, options: &AwsKmsOptions) -> kmssh_core::Result<A
     Ok(key)
 }
 
-/// The key spec of a curve.
+/// The AWS KMS key spec of a kind of key; `None` for RSA sizes KMS does not offer.
 #[must_use]
-pub fn key_spec(algorithm: Algorithm) -> KeySpec {
-    match algorithm {
-        Algorithm::EcdsaP256Sha256 => KeySpec::EccNistP256,
-        Algorithm::EcdsaP384Sha384 => KeySpec::EccNistP384,
-        Algorithm::EcdsaP521Sha512 => KeySpec::EccNistP521,
+pub fn key_spec(spec: kmssh_core::KeySpec) -> Option<KeySpec> {
+    match spec {
+        kmssh_core::KeySpec::Ecdsa(Curve::P256) => Some(KeySpec::EccNistP256),
+        kmssh_core::KeySpec::Ecdsa(Curve::P384) => Some(KeySpec::EccNistP384),
+        kmssh_core::KeySpec::Ecdsa(Curve::P521) => Some(KeySpec::EccNistP521),
+        kmssh_core::KeySpec::Rsa(2048) => Some(KeySpec::Rsa2048),
+        kmssh_core::KeySpec::Rsa(3072) => Some(KeySpec::Rsa3072),
+        kmssh_core::KeySpec::Rsa(4096) => Some(KeySpec::Rsa4096),
+        kmssh_core::KeySpec::Rsa(_) => None,
+        kmssh_core::KeySpec::Ed25519 => Some(KeySpec::EccNistEdwards25519),
+    }
+}
+
+/// The most bytes AWS KMS takes in `Sign`'s `Message` (RAW or DIGEST alike; at least 1).
+pub const MAX_MESSAGE_LEN: usize = 4096;
+
+/// AWS KMS's validation of what ministack accepts unchecked ([`ServiceRule`]): a `Sign`
+/// whose `Message` is missing, empty or longer than [`MAX_MESSAGE_LEN`] bytes is answered
+/// as KMS answers it (its API model says `min: 1, max: 4096`), `ValidationException`
+/// (400), never signed.
+#[must_use]
+pub fn kms_validation(operation: Option<Operation>, request: &Message) -> Option<ErrorAnswer> {
+    if operation != Some(Operation::Sign) {
+        return None;
+    }
+    let refused = |constraint: &str| {
+        Some(aws_error(
+            400,
+            "ValidationException",
+            &format!("1 validation error detected: {constraint}"),
+        ))
+    };
+    let body = body_json(&request.body);
+    let Some(encoded) = body["Message"].as_str() else {
+        return refused(
+            "Value null at 'message' failed to satisfy constraint: Member must not be null",
+        );
+    };
+    // Not base64: left for the emulator to refuse.
+    let message = Base64::decode_vec(encoded).ok()?;
+    if message.is_empty() {
+        refused(
+            "Value at 'message' failed to satisfy constraint: \
+             Member must have length greater than or equal to 1",
+        )
+    } else if message.len() > MAX_MESSAGE_LEN {
+        refused(&format!(
+            "Value at 'message' failed to satisfy constraint: \
+             Member must have length less than or equal to {MAX_MESSAGE_LEN}"
+        ))
+    } else {
+        None
     }
 }
 
@@ -154,7 +211,8 @@ pub fn operation(head: &str) -> Option<Operation> {
 }
 
 /// AWS KMS's wire shape for faults: `__type` errors in `application/x-amz-json-1.1`,
-/// signatures as base64 DER in `Signature`.
+/// signatures in base64 in `Signature` (DER for ECDSA, the raw integer for RSA, 64 bytes
+/// for Ed25519).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AwsDialect;
 
@@ -404,9 +462,17 @@ impl AwsGate {
 }
 
 /// A proxy in front of the shared ministack whose gate expects requests signed for
-/// `region`; the gate is returned to change its checks or script answers.
+/// `region`, enforcing [`kms_validation`]; the gate is returned to change its checks or
+/// script answers.
 pub async fn gated_proxy(ministack: &Ministack, region: &str) -> (FaultProxy, AwsGate) {
-    let proxy = FaultProxy::start(ministack.address(), Arc::new(AwsDialect), operation).await;
+    let rule: ServiceRule = kms_validation;
+    let proxy = FaultProxy::start_with_rule(
+        ministack.address(),
+        Arc::new(AwsDialect),
+        operation,
+        Some(rule),
+    )
+    .await;
     let gate = AwsGate::new(SigV4Checks {
         region: Some(region.to_owned()),
         ..SigV4Checks::default()
@@ -428,16 +494,93 @@ impl AwsFixture {
         &FIXTURE
     }
 
-    /// The shared ministack (started on first use), unless the fixture runs against real
-    /// AWS (then it says `skipped:` and gives `None`).
+    /// The shared emulator: ministack, a key of every spec in it, and the proxy the shared
+    /// cases' keys go through. Made once per test process, on a runtime of its own (each
+    /// test's runtime ends with the test), before any case gets ministack's address.
+    fn emulator() -> &'static Emulator {
+        static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+        EMULATOR.get_or_init(|| {
+            let ministack = Ministack::shared();
+            // A thread of its own: this may be called from inside a test's runtime, where
+            // blocking on another is not allowed.
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("aws-emulator-proxy")
+                    .enable_all()
+                    .build()
+                    .expect("proxy runtime");
+                let (keys, proxy) = runtime.block_on(async {
+                    let admin = admin_client(&ministack.url()).await;
+                    let mut keys = Vec::new();
+                    for spec in kmssh_core::KeySpec::ALL {
+                        let kms_spec = key_spec(spec).expect("KMS offers every KeySpec::ALL");
+                        keys.push((
+                            spec,
+                            create_key(&admin, kms_spec, KeyUsageType::SignVerify).await,
+                        ));
+                    }
+                    let (proxy, _gate) = gated_proxy(ministack, EMULATOR_REGION).await;
+                    (keys, proxy)
+                });
+                Emulator {
+                    ministack,
+                    keys,
+                    proxy,
+                    _runtime: runtime,
+                }
+            })
+            .join()
+            .expect("start the AWS emulator")
+        })
+    }
+
+    /// The proxy (gated for [`EMULATOR_REGION`], enforcing [`kms_validation`]) in front of
+    /// the shared ministack that the shared cases' keys go through.
+    ///
+    /// # Panics
+    /// If the emulator cannot start.
+    #[must_use]
+    pub fn shared_proxy() -> &'static FaultProxy {
+        &Self::emulator().proxy
+    }
+
+    /// The id of the shared ministack's `SIGN_VERIFY` key of `spec`, one per spec, made
+    /// when the emulator starts. The shared cases and the fault cases (each through a
+    /// proxy of its own, which counts its calls) sign with these rather than with keys
+    /// made for each case: ministack generates keys on its one event loop, so making an
+    /// RSA-4096 key (up to a second) would stall every call in flight, and a fault case's
+    /// 500 ms call timeout would turn that into a retry.
+    ///
+    /// # Panics
+    /// If the emulator cannot start.
+    #[must_use]
+    pub fn emulator_key_id(spec: kmssh_core::KeySpec) -> Option<&'static str> {
+        Self::emulator()
+            .keys
+            .iter()
+            .find(|(s, _)| *s == spec)
+            .map(|(_, id)| id.as_str())
+    }
+
+    /// The shared ministack (started on first use, with its keys), unless the fixture runs
+    /// against real AWS (then it says `skipped:` and gives `None`).
     #[must_use]
     pub fn ministack(&self) -> Option<&'static Ministack> {
         if crate::fixture::requires(self, crate::fixture::Capability::Emulated) {
-            Some(Ministack::shared())
+            Some(Self::emulator().ministack)
         } else {
             None
         }
     }
+}
+
+/// What [`AwsFixture::emulator`] makes once.
+struct Emulator {
+    ministack: &'static Ministack,
+    keys: Vec<(kmssh_core::KeySpec, String)>,
+    proxy: FaultProxy,
+    _runtime: tokio::runtime::Runtime,
 }
 
 #[async_trait]
@@ -446,19 +589,20 @@ impl Fixture for AwsFixture {
         NAME
     }
 
-    fn algorithms(&self) -> &'static [Algorithm] {
-        &Algorithm::ALL
+    fn key_specs(&self) -> &'static [kmssh_core::KeySpec] {
+        &kmssh_core::KeySpec::ALL
     }
 
     fn capabilities(&self) -> Capabilities {
         cloud_capabilities(NAME)
     }
 
-    /// A fresh key in the shared emulator or, against real AWS, the first listed key of
-    /// that spec.
-    async fn key(&self, algorithm: Algorithm) -> Option<Arc<dyn KmsKey>> {
-        let spec = key_spec(algorithm);
+    /// The emulator's key of that spec ([`AwsFixture::emulator_key_id`]), opened afresh
+    /// through [`AwsFixture::shared_proxy`]; against real AWS, the first listed key of that
+    /// spec.
+    async fn key(&self, spec: kmssh_core::KeySpec) -> Option<Arc<dyn KmsKey>> {
         if let Some(ids) = real_keys(NAME) {
+            let spec = key_spec(spec)?;
             let options = AwsKmsOptions::default();
             let client = options
                 .client()
@@ -477,30 +621,23 @@ impl Fixture for AwsFixture {
             }
             return None;
         }
-        let ministack = Ministack::shared();
-        let client = admin_client(&ministack.url()).await;
-        let id = create_key(&client, spec, KeyUsageType::SignVerify).await;
+        let id = Self::emulator_key_id(spec)?;
         Some(
-            open(&id, &emulator_options(&ministack.url()))
+            open(id, &emulator_options(&Self::shared_proxy().url()))
                 .await
                 .expect("open emulator key"),
         )
     }
 
-    /// A fresh emulator key behind a proxy of its own.
-    async fn faulty_key(&self, algorithm: Algorithm) -> Option<FaultyKey> {
+    /// The emulator's key of that spec, opened afresh behind a proxy of its own (whose
+    /// fault queue and counters are the key's alone).
+    async fn faulty_key(&self, spec: kmssh_core::KeySpec) -> Option<FaultyKey> {
         if !self.capabilities().faults {
             return None;
         }
-        let ministack = Ministack::shared();
-        let id = create_key(
-            &admin_client(&ministack.url()).await,
-            key_spec(algorithm),
-            KeyUsageType::SignVerify,
-        )
-        .await;
+        let id = Self::emulator_key_id(spec)?;
         // Every fault case also checks that requests are signed for the emulator's region.
-        let (proxy, _gate) = gated_proxy(ministack, EMULATOR_REGION).await;
+        let (proxy, _gate) = gated_proxy(Self::emulator().ministack, EMULATOR_REGION).await;
         let mut aws = emulator_options(&proxy.url());
         aws.call_timeout = Some(FAULT_CALL_TIMEOUT);
         aws.retry = Some(fault_retry_policy());

@@ -6,7 +6,10 @@
 //! untouched. Before any of that, an optional [`Gate`] may answer a request itself (the
 //! AWS fixture's checks of the SigV4 signature: the region it is scoped to, access keys
 //! to refuse), and every request is recorded ([`FaultProxy::requests`]) so a test can see
-//! what the backend sent. The proxy lives as long as its handle.
+//! what the backend sent. After the fault layer, an optional [`ServiceRule`] refuses what
+//! the real service refuses but the emulator accepts (AWS KMS's 4096-byte `Message`
+//! limit, which ministack does not enforce), so a client that skips its own check fails
+//! here as it would in the cloud. The proxy lives as long as its handle.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +27,11 @@ pub type Classifier = fn(&str) -> Option<Operation>;
 /// Looks at a request (its operation, if the classifier named one) before the fault
 /// layer and the emulator do, and answers it itself when it returns an answer.
 pub type Gate = Arc<dyn Fn(Option<Operation>, &Message) -> Option<ErrorAnswer> + Send + Sync>;
+
+/// The real service's own validation of a request the emulator lacks: an answer refuses
+/// the request as the service would, without forwarding it. It runs after the fault layer
+/// has counted the request, as the service sees (and bills) a request it refuses.
+pub type ServiceRule = fn(Option<Operation>, &Message) -> Option<ErrorAnswer>;
 
 /// A request the proxy saw, as it arrived.
 #[derive(Clone, Debug)]
@@ -58,6 +66,7 @@ struct Route {
     dialect: Arc<dyn Dialect>,
     classify: Classifier,
     gate: Arc<Mutex<Option<Gate>>>,
+    rule: Option<ServiceRule>,
     recorded: Arc<Mutex<Vec<Recorded>>>,
 }
 
@@ -66,7 +75,7 @@ const MAX_RECORDED: usize = 10_000;
 
 impl FaultProxy {
     /// Starts a proxy on 127.0.0.1 (a free port) forwarding to `upstream`, with a fresh
-    /// [`FaultHandle`].
+    /// [`FaultHandle`] and no [`ServiceRule`].
     ///
     /// # Panics
     /// If no loopback port can be bound.
@@ -74,6 +83,19 @@ impl FaultProxy {
         upstream: SocketAddr,
         dialect: Arc<dyn Dialect>,
         classify: Classifier,
+    ) -> Self {
+        Self::start_with_rule(upstream, dialect, classify, None).await
+    }
+
+    /// As [`FaultProxy::start`], refusing what `rule` refuses instead of forwarding it.
+    ///
+    /// # Panics
+    /// If no loopback port can be bound.
+    pub async fn start_with_rule(
+        upstream: SocketAddr,
+        dialect: Arc<dyn Dialect>,
+        classify: Classifier,
+        rule: Option<ServiceRule>,
     ) -> Self {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
@@ -88,6 +110,7 @@ impl FaultProxy {
             dialect,
             classify,
             gate: Arc::clone(&gate),
+            rule,
             recorded: Arc::clone(&recorded),
         };
         let accept = tokio::spawn(async move {
@@ -145,6 +168,7 @@ impl FaultProxy {
     }
 
     async fn serve(mut client: TcpStream, route: Route) -> std::io::Result<()> {
+        client.set_nodelay(true)?;
         let mut buffer = Vec::new();
         while let Some(request) = read_message(&mut client, &mut buffer, false).await? {
             let operation = (route.classify)(&request.head);
@@ -177,6 +201,14 @@ impl FaultProxy {
                 }
                 (None, None) => Intercept::Answer(None),
             };
+            // What would reach the service is validated as the service does.
+            let intercept = match (intercept, route.rule) {
+                (Intercept::Answer(edit), Some(rule)) => match rule(operation, &request) {
+                    Some(answer) => Intercept::Respond(answer),
+                    None => Intercept::Answer(edit),
+                },
+                (intercept, _) => intercept,
+            };
             let edit = match intercept {
                 Intercept::Drop => return Ok(()),
                 Intercept::Respond(answer) => {
@@ -187,22 +219,24 @@ impl FaultProxy {
                         head.push_str(&format!("{name}: {value}\r\n"));
                     }
                     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+                    head.push_str(&body);
                     client.write_all(head.as_bytes()).await?;
-                    client.write_all(body.as_bytes()).await?;
                     continue;
                 }
                 Intercept::Answer(edit) => edit,
             };
             let mut server =
                 tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(route.upstream)).await??;
+            // Nagle's algorithm would hold a second small write until the peer's delayed
+            // ACK (40 ms a request): no delay, and head and body in one write.
+            server.set_nodelay(true)?;
             let length = request.body.len().to_string();
-            server
-                .write_all(&reframe(
-                    &request.head,
-                    &[("Content-Length", length), ("Connection", "close".into())],
-                ))
-                .await?;
-            server.write_all(&request.body).await?;
+            let mut bytes = reframe(
+                &request.head,
+                &[("Content-Length", length), ("Connection", "close".into())],
+            );
+            bytes.extend_from_slice(&request.body);
+            server.write_all(&bytes).await?;
             let mut upstream_buffer = Vec::new();
             let Some(mut response) = read_message(&mut server, &mut upstream_buffer, true).await?
             else {
@@ -217,10 +251,9 @@ impl FaultProxy {
                 response.body = serde_json::to_vec(&json).unwrap_or_default();
             }
             let length = response.body.len().to_string();
-            client
-                .write_all(&reframe(&response.head, &[("Content-Length", length)]))
-                .await?;
-            client.write_all(&response.body).await?;
+            let mut bytes = reframe(&response.head, &[("Content-Length", length)]);
+            bytes.extend_from_slice(&response.body);
+            client.write_all(&bytes).await?;
         }
         Ok(())
     }

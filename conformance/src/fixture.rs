@@ -60,8 +60,10 @@ pub trait Fixture: Send + Sync + 'static {
     /// What it can do besides opening keys.
     fn capabilities(&self) -> Capabilities;
 
-    /// A key of kind `spec` for one case: a fresh one where keys can be made, else one of
-    /// the listed real keys; `None` skips the case (no listed key of that kind).
+    /// A key of kind `spec` the case may use as its own, opened afresh: a new one or one
+    /// made per kind at start where keys can be made (no case changes a key's state),
+    /// else one of the listed real keys; `None` skips the case (no listed key of that
+    /// kind).
     async fn key(&self, spec: KeySpec) -> Option<Arc<dyn KmsKey>>;
 
     /// A fresh key of kind `spec` whose calls go through the fault layer, opened with
