@@ -186,19 +186,22 @@ fn main() {
             let algorithm = key.algorithm();
             let prepared: Vec<Vec<u8>> = messages
                 .iter()
-                .map(|m| algorithm.digest(m).map_or_else(|| m.clone(), |d| d.to_vec()))
+                .map(|m| {
+                    algorithm
+                        .digest(m)
+                        .map_or_else(|| m.clone(), |d| d.to_vec())
+                })
                 .collect();
-            let input = |bytes: &[u8]| -> SigningInput<'_> {
-                if algorithm.is_prehashed() {
-                    SigningInput::Digest(bytes)
-                } else {
-                    SigningInput::Message(bytes)
-                }
-            };
             let mut i = 0usize;
             let raw = measure(budget, || {
                 i = (i + 1) % prepared.len();
-                std::hint::black_box(key.sign_sync(algorithm, input(&prepared[i])).expect("sign"));
+                let bytes = prepared[i].as_slice();
+                let input = if algorithm.is_prehashed() {
+                    SigningInput::Digest(bytes)
+                } else {
+                    SigningInput::Message(bytes)
+                };
+                std::hint::black_box(key.sign_sync(algorithm, input).expect("sign"));
             });
 
             let one_core = tokio::runtime::Builder::new_current_thread()
