@@ -422,6 +422,78 @@ pub async fn ca_signature_algorithm_is_chosen(key: &dyn KmsKey) {
     );
 }
 
+/// An X.509 CA certificate and a leaf under it, signed through the key with each
+/// algorithm it offers for X.509 (sha256WithRSAEncryption by default for RSA), pass
+/// `openssl verify`; `openssl x509 -text` names the algorithm.
+pub async fn x509_chain_verifies_with_openssl(key: &dyn KmsKey) {
+    use kmssh_pki::x509::{
+        CaRequest, LeafKey, LeafRequest, certificate_to_pem, issue_ca, issue_leaf,
+        parse_public_key, signature_algorithm_for,
+    };
+    let dir = scratch();
+    run_ok(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(dir.path().join("leaf.key")),
+    )
+    .await;
+    let leaf_pub = run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(dir.path().join("leaf.key")),
+    )
+    .await;
+    let default = signature_algorithm_for(key, None).expect("an X.509 algorithm");
+    let mut algorithms = vec![default];
+    algorithms.extend(key.algorithms().iter().filter(|a| **a != default));
+    for algorithm in algorithms {
+        let mut ca_request = CaRequest::new("CN=kmssh conformance CA");
+        ca_request.signature_algorithm = Some(algorithm);
+        let ca = issue_ca(key, &ca_request)
+            .await
+            .unwrap_or_else(|e| panic!("{algorithm} CA: {e}"));
+        let spki = parse_public_key(leaf_pub.as_bytes()).expect("leaf key");
+        let mut leaf_request = LeafRequest::new(ca.clone(), LeafKey::PublicKey(spki));
+        leaf_request.subject = Some("CN=www.example.com".to_owned());
+        leaf_request.dns_names = vec!["www.example.com".to_owned()];
+        leaf_request.signature_algorithm = Some(algorithm);
+        let leaf = issue_leaf(key, &leaf_request)
+            .await
+            .unwrap_or_else(|e| panic!("{algorithm} leaf: {e}"));
+        let ca_path = dir.path().join("ca.pem");
+        let leaf_path = dir.path().join("leaf.pem");
+        std::fs::write(&ca_path, certificate_to_pem(&ca).expect("PEM")).expect("write");
+        std::fs::write(&leaf_path, certificate_to_pem(&leaf).expect("PEM")).expect("write");
+        let out = run_ok(
+            Command::new("openssl")
+                .args(["verify", "-x509_strict", "-CAfile"])
+                .arg(&ca_path)
+                .arg(&leaf_path),
+        )
+        .await;
+        assert!(out.contains(": OK"), "{algorithm}: {out}");
+        let text = run_ok(
+            Command::new("openssl")
+                .args(["x509", "-noout", "-text", "-in"])
+                .arg(&leaf_path),
+        )
+        .await;
+        let shown = match algorithm {
+            Algorithm::EcdsaP256Sha256 => "ecdsa-with-SHA256",
+            Algorithm::EcdsaP384Sha384 => "ecdsa-with-SHA384",
+            Algorithm::EcdsaP521Sha512 => "ecdsa-with-SHA512",
+            Algorithm::RsaPkcs1Sha256 => "sha256WithRSAEncryption",
+            Algorithm::RsaPkcs1Sha384 => "sha384WithRSAEncryption",
+            Algorithm::RsaPkcs1Sha512 => "sha512WithRSAEncryption",
+            Algorithm::Ed25519 => "ED25519",
+        };
+        assert!(
+            text.contains(&format!("Signature Algorithm: {shown}")),
+            "{algorithm}: {text}"
+        );
+    }
+}
+
 /// Subject keys OpenSSH makes: (file name, `-t`, `-b`).
 const SUBJECT_TYPES: [(&str, &str, Option<u32>); 3] = [
     ("ed25519", "ed25519", None),

@@ -129,6 +129,7 @@ macro_rules! conformance_suite {
                 wrong_digest_length_is_refused,
                 message_signatures_verify_with_openssl,
                 sshsig_verifies_with_ssh_keygen,
+                x509_chain_verifies_with_openssl,
                 ca_signature_algorithm_is_chosen,
                 user_certificates_listed_by_ssh_keygen,
                 host_certificates_listed_by_ssh_keygen,
