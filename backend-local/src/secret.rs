@@ -94,6 +94,8 @@ impl SecretKey {
             Self::P256(k) => PublicKey::Ecdsa(EcPublicKey::P256(k.public_key().into())),
             Self::P384(k) => PublicKey::Ecdsa(EcPublicKey::P384(k.public_key().into())),
             Self::P521(k) => PublicKey::Ecdsa(EcPublicKey::P521(k.public_key().into())),
+            // Keys outside 2048 to 8192 bits are refused when read or made, and
+            // `PublicKey::verify` holds RSA keys to that range again.
             Self::Rsa(k) => PublicKey::Rsa(k.to_public_key()),
             Self::Ed25519(k) => PublicKey::Ed25519(k.verifying_key()),
         }

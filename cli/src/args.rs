@@ -216,7 +216,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "base64")]
         format: MessageFormat,
         /// The signature algorithm where the key offers several (`der`/`base64`): for an
-        /// RSA key `rs512` (default), `rs256` or `rs384`.
+        /// RSA key `rs512`, `rs256` or `rs384` (default: the key's first, `rs512` unless
+        /// its provider binds it to another hash).
         #[arg(long, value_parser = parse_algorithm)]
         sig_alg: Option<Algorithm>,
         /// The SSH signature namespace (with `--format ssh-sig`).

@@ -147,7 +147,11 @@ pub async fn open_key(
 
 #[cfg(feature = "local")]
 fn create_local_key(uri: &KeyUri, key: &KeyArgs) -> Result<(), Failure> {
-    kmssh_backend_local::create_if_missing(uri, key.spec()?)?;
+    // A size or curve the type does not take is the command line's fault: exit 3.
+    let spec = key
+        .spec()
+        .map_err(|e| Failure::input(format!("--create: {}", e.message())))?;
+    kmssh_backend_local::create_if_missing(uri, spec)?;
     Ok(())
 }
 

@@ -80,7 +80,7 @@ fn create_refuses_sizes_and_curves_the_type_does_not_take() {
         let (code, _, stderr) = run(kmssh()
             .args(["pubkey", "--ca", &uri, "--create"])
             .args(args));
-        assert_eq!(code, 4, "{args:?}: {stderr}");
+        assert_eq!(code, 3, "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(!dir.path().join("refused").exists(), "{args:?} made a key");
     }
@@ -139,7 +139,7 @@ fn rsa_ca_signs_rsa_sha2_512_by_default_and_256_when_asked() {
         .args(["sign", "--ca", &ed, "--create", "--type", "ed25519"])
         .args(["--ca-sig-alg", "rsa-sha2-256", "-n", "alice"])
         .arg(&pub_path));
-    assert_eq!(code, 4, "{stderr}");
+    assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("rsa-sha2-256"), "{stderr}");
     assert!(!cert.exists());
 }
@@ -242,7 +242,16 @@ fn message_signatures_of_rsa_and_ed25519_keys_verify_with_openssl() {
     let (code, _, stderr) = run(kmssh()
         .args(["sign-message", "--key", &uri, "--sig-alg", "rs256"])
         .arg(&message));
-    assert_eq!(code, 4, "{stderr}");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("--sig-alg"), "{stderr}");
+    // With an SSH signature it is refused before the key is made.
+    let fresh = format!("local:{}", dir.path().join("fresh").display());
+    let (code, _, stderr) = run(kmssh()
+        .args(["sign-message", "--key", &fresh, "--create", "--type", "rsa"])
+        .args(["--format", "ssh-sig", "--sig-alg", "rs256"])
+        .arg(&message));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(!dir.path().join("fresh").exists());
 }
 
 #[test]

@@ -402,7 +402,8 @@ impl FromStr for Algorithm {
         let lower = s.to_ascii_lowercase();
         match lower.as_str() {
             "rsa-sha2-256" | "rs256" => return Ok(Self::RsaPkcs1Sha256),
-            "rsa-sha2-384" | "rs384" => return Ok(Self::RsaPkcs1Sha384),
+            // RFC 8332 defines no `rsa-sha2-384`: the JOSE name only.
+            "rs384" => return Ok(Self::RsaPkcs1Sha384),
             "rsa-sha2-512" | "rs512" => return Ok(Self::RsaPkcs1Sha512),
             "ed25519" | "ssh-ed25519" => return Ok(Self::Ed25519),
             "ssh-rsa" | "rsa-sha1" => {

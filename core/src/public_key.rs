@@ -72,7 +72,7 @@ impl EcPublicKey {
             return Err(Error::new(
                 ErrorKind::UnsupportedAlgorithm,
                 format!(
-                    "public key algorithm {} is not EC (id-ecPublicKey); kmssh signs with ECDSA P-256, P-384 or P-521",
+                    "public key algorithm {} is not EC (id-ecPublicKey); PublicKey::from_public_key_der reads RSA and Ed25519 keys too",
                     info.algorithm.oid
                 ),
             ));
@@ -434,6 +434,17 @@ impl PublicKey {
         match (self, signature) {
             (Self::Ecdsa(key), Signature::Ecdsa(s)) => key.verify_digest(payload, s),
             (Self::Rsa(key), Signature::Rsa(s)) => {
+                // The variant is public: a key built around `PublicKey::rsa` is still held
+                // to its size rule before anything it signed is trusted.
+                let bits = key.n().bit_width_vartime() as usize;
+                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+                    return Err(Error::new(
+                        ErrorKind::UnsupportedAlgorithm,
+                        format!(
+                            "RSA-{bits} keys are not trusted: {MIN_RSA_BITS} to {MAX_RSA_BITS} bits"
+                        ),
+                    ));
+                }
                 let scheme = match s.hash() {
                     crate::HashAlgorithm::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
                     crate::HashAlgorithm::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),

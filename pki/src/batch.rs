@@ -31,6 +31,7 @@ pub async fn issue_batch(
     mut progress: impl FnMut(usize),
 ) -> Result<Vec<Result<Certificate>>> {
     params.resolve(crate::unix_now())?;
+    crate::ssh_signature_algorithm(ca, params.ca_signature_algorithm())?;
     // The futures are made up front: a stream combinator over a borrowing closure would
     // make the whole future unusable on a multi-threaded runtime (not `Send` for every
     // lifetime).

@@ -1,7 +1,8 @@
 //! Issuing, encoding and verifying OpenSSH certificates.
 //!
 //! Issuing is two-phase so that any async [`KmsKey`] can sign: the to-be-signed bytes
-//! are encoded here (PROTOCOL.certkeys), hashed locally, signed through the key, the
+//! are encoded here (PROTOCOL.certkeys), hashed locally for pre-hashed algorithms (sent
+//! whole for Ed25519), signed through the key, the
 //! signature appended, and the finished certificate parsed back with `ssh-key` before it
 //! is returned. `ssh-key`'s own builder signs synchronously and does not expose the
 //! to-be-signed bytes, hence the encoder; a test checks it is byte-identical to
@@ -152,11 +153,14 @@ pub fn ssh_signature_algorithm(
     requested: Option<Algorithm>,
 ) -> Result<Algorithm> {
     let offered = key.algorithms();
-    let refuse = |detail: String| Error::UnsupportedKey {
-        field: Field::CaKey,
+    // An algorithm asked for and refused is the request's fault (the signature
+    // algorithm field); a key that signs nothing SSH defines is the key's.
+    let refuse_with = |field: Field, detail: String| Error::UnsupportedKey {
+        field,
         algorithm: key.public_key().description(),
         detail,
     };
+    let refuse = |detail: String| refuse_with(Field::SignatureAlgorithm, detail);
     match requested {
         Some(algorithm) if algorithm.ssh_name().is_none() => Err(refuse(format!(
             ": SSH defines no {algorithm} signature: use rsa-sha2-512 or rsa-sha2-256"
@@ -171,7 +175,12 @@ pub fn ssh_signature_algorithm(
             .iter()
             .copied()
             .find(|a| a.ssh_name().is_some())
-            .ok_or_else(|| refuse(": the key signs no algorithm SSH defines".to_owned())),
+            .ok_or_else(|| {
+                refuse_with(
+                    Field::CaKey,
+                    ": the key signs no algorithm SSH defines".to_owned(),
+                )
+            }),
     }
 }
 
@@ -577,7 +586,7 @@ pub async fn issue_with_nonce(
 ) -> Result<Certificate> {
     let fields = params.resolve(now)?;
     check_subject_key(subject)?;
-    ssh_signature_algorithm(ca, params.ca_signature_algorithm())?;
+    let algorithm = ssh_signature_algorithm(ca, params.ca_signature_algorithm())?;
     let ca_key = ssh_public_key(ca.public_key());
     let mut blob = Vec::with_capacity(512);
     let serial = fields.serial.unwrap_or(fallback_serial);
@@ -592,7 +601,6 @@ pub async fn issue_with_nonce(
         ));
     }
 
-    let algorithm = ssh_signature_algorithm(ca, params.ca_signature_algorithm())?;
     let signature = ca.sign(algorithm, SigningInput::Message(&blob)).await?;
     ssh_signature(&signature)?
         .encode_prefixed(&mut blob)

@@ -40,7 +40,8 @@ pub enum Field {
     Digest,
     /// An SSH signature (`SSHSIG`, the armored `-----BEGIN SSH SIGNATURE-----` text).
     SshSignature,
-    /// A plain message signature (DER `ECDSA-Sig-Value`).
+    /// A plain message signature in the form `openssl` reads (DER `ECDSA-Sig-Value`, the
+    /// RSA PKCS#1 v1.5 integer, or Ed25519's 64 bytes).
     MessageSignature,
     /// An X.509 distinguished name (RFC 4514 text such as `CN=Example CA,O=Example`).
     SubjectName,

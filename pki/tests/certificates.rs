@@ -533,7 +533,7 @@ async fn signature_algorithms_ssh_cannot_carry_are_refused_before_signing() {
             matches!(
                 err,
                 Error::UnsupportedKey {
-                    field: Field::CaKey,
+                    field: Field::SignatureAlgorithm,
                     ..
                 }
             ),

@@ -319,7 +319,7 @@ async fn an_algorithm_the_ca_key_does_not_sign_is_refused_before_signing() {
                 matches!(
                     err,
                     Error::UnsupportedKey {
-                        field: Field::CaKey,
+                        field: Field::SignatureAlgorithm,
                         ..
                     }
                 ),

@@ -26,6 +26,11 @@ pub async fn sign_message(
     namespace: &str,
     path: &Path,
 ) -> Result<(), Failure> {
+    if sig_alg.is_some() && matches!(format, MessageFormat::SshSig) {
+        return Err(Failure::input(
+            "--sig-alg applies to --format der and base64: an SSH signature is made as `ssh-keygen -Y sign` makes it (rsa-sha2-512 for RSA keys)",
+        ));
+    }
     // The message must be readable before the key is touched.
     let mut reader: Box<dyn Read> = if path == Path::new("-") {
         Box::new(std::io::stdin().lock())
@@ -39,18 +44,15 @@ pub async fn sign_message(
     let key = open_key(uri, key, 1).await?;
     let output = match format {
         MessageFormat::SshSig => {
-            if sig_alg.is_some() {
-                return Err(Failure::input(
-                    "--sig-alg applies to --format der and base64: an SSH signature is made as `ssh-keygen -Y sign` makes it (rsa-sha2-512 for RSA keys)",
-                ));
-            }
             let digest = sshsig::sha512_reader(&mut reader).map_err(unreadable)?;
             let signature = sshsig::sign_sshsig_digest(key.as_ref(), namespace, &digest).await?;
             sshsig::sshsig_to_pem(&signature)?.into_bytes()
         }
         MessageFormat::Der | MessageFormat::Base64 => {
             let algorithm = sig_alg.unwrap_or_else(|| key.algorithm());
-            kmssh_core::check_algorithm(key.as_ref(), algorithm)?;
+            // An algorithm the key does not sign is the command line's fault: exit 3.
+            kmssh_core::check_algorithm(key.as_ref(), algorithm)
+                .map_err(|e| Failure::input(format!("--sig-alg: {}", e.message())))?;
             let signature = match algorithm.hash() {
                 Some(hash) => {
                     let digest = message::digest_reader(hash, &mut reader).map_err(unreadable)?;

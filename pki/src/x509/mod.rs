@@ -4,7 +4,8 @@
 //! ([`verify_certification_request`]).
 //!
 //! Certificates are built with RustCrypto's `x509-cert` builder: the to-be-signed
-//! certificate is finalized here, signed with one [`KmsKey::sign_message`] call (so a
+//! certificate is finalized here, signed with one [`KmsKey::sign`] call with the chosen
+//! algorithm ([`signature_algorithm_for`]; so a
 //! KMS failure keeps its [`kmssh_core::ErrorKind`] inside [`Error::Signing`]) and
 //! assembled. The key's own signing path has already verified the signature (every key
 //! whose signatures come from outside the process is a `VerifiedSigner`), so it is not
@@ -246,8 +247,8 @@ impl DynSignatureAlgorithmIdentifier for Issuer<'_> {
 /// chooses), else the key's default algorithm.
 ///
 /// # Errors
-/// [`Error::UnsupportedKey`] naming [`Field::CaKey`] for an algorithm the key does not
-/// sign.
+/// [`Error::UnsupportedKey`] naming [`Field::SignatureAlgorithm`] for an algorithm the
+/// key does not sign.
 pub fn signature_algorithm_for(
     key: &dyn KmsKey,
     requested: Option<Algorithm>,
@@ -256,7 +257,7 @@ pub fn signature_algorithm_for(
     match requested {
         Some(algorithm) if offered.contains(&algorithm) => Ok(algorithm),
         Some(algorithm) => Err(Error::UnsupportedKey {
-            field: Field::CaKey,
+            field: Field::SignatureAlgorithm,
             algorithm: key.public_key().description(),
             detail: format!(": the key cannot sign {algorithm}"),
         }),
