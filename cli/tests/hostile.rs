@@ -839,20 +839,20 @@ fn an_unsupported_subject_key_is_bad_input_and_an_unsupported_ca_a_key_error() {
     );
     assert_eq!(code, 3, "{err}");
     one_line(&err);
-    // An Ed25519 CA key file: the local backend signs with ECDSA only.
-    let ed = keygen(d, "ed_ca");
+    // An RSA-1024 CA key file: kmssh signs with RSA keys of 2048 bits or more.
     let user = keygen(d, "id").with_extension("pub");
     let (code, _, err) = guarded(
         kmssh()
             .args([
                 "sign",
                 "--ca",
-                &format!("local:{}", ed.display()),
+                &format!("local:{}", rsa.display()),
                 "-n",
                 "a",
             ])
             .arg(&user),
     );
+    assert!(err.contains("RSA-1024"), "{err}");
     assert_eq!(code, 4, "{err}");
 }
 
