@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use kmssh_core::{
     Algorithm, EcdsaSignature, ErrorKind, HashAlgorithm, KeySpec, KmsKey, PublicKey, Signature,
-    SigningInput,
+    SigningInput, SigningPayload,
 };
 use kmssh_pki::{
     Certificate, CertificateParameters, CriticalOption, Extension, VerifyOptions, cert_path_for,
@@ -88,14 +88,6 @@ pub async fn public_key_matches_ssh_keygen(key: &dyn KmsKey) {
     );
 }
 
-/// The bytes [`KmsKey::sign`] signs for `algorithm`: the digest or, for Ed25519, the
-/// message.
-fn payload(algorithm: Algorithm, message: &[u8]) -> Vec<u8> {
-    algorithm
-        .digest(message)
-        .map_or_else(|| message.to_vec(), |d| d.to_vec())
-}
-
 /// Checks one signature with verifiers other than the one the key used: ssh-key over the
 /// SSH form, and RustCrypto's RSA PKCS#1 v1.5 verifier for RSA with SHA-384 (which has no
 /// SSH form). For ECDSA, also the DER and `r||s` round trips; returns whether `r` or `s`
@@ -109,7 +101,13 @@ fn check_independently(
 ) -> bool {
     assert_eq!(signature.algorithm(), algorithm, "signature {i}");
     public_key
-        .verify(algorithm, &payload(algorithm, message), signature)
+        .verify(
+            algorithm,
+            SigningPayload::new(algorithm, SigningInput::Message(message))
+                .expect("a message is always a payload")
+                .as_bytes(),
+            signature,
+        )
         .unwrap_or_else(|e| panic!("{algorithm} signature {i} does not verify: {e}"));
     if algorithm.ssh_name().is_some() {
         let ssh = ssh_signature(signature).expect("SSH form");

@@ -229,6 +229,20 @@ fn does_not_verify(algorithm: Algorithm) -> Error {
     )
 }
 
+/// Refuses RSA keys outside [`MIN_RSA_BITS`]..=[`MAX_RSA_BITS`], naming the size.
+fn check_rsa_size(key: &rsa::PublicKey) -> Result<()> {
+    let bits = key.n().bit_width_vartime() as usize;
+    if (MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::UnsupportedAlgorithm,
+        format!(
+            "RSA-{bits} signing keys are not supported: use {MIN_RSA_BITS} to {MAX_RSA_BITS} bits"
+        ),
+    ))
+}
+
 /// A signing key's public half: ECDSA, RSA or Ed25519.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PublicKey {
@@ -246,15 +260,7 @@ impl PublicKey {
     /// # Errors
     /// [`ErrorKind::UnsupportedAlgorithm`] naming the size.
     pub fn rsa(key: rsa::PublicKey) -> Result<Self> {
-        let bits = key.n().bit_width_vartime() as usize;
-        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-            return Err(Error::new(
-                ErrorKind::UnsupportedAlgorithm,
-                format!(
-                    "RSA-{bits} signing keys are not supported: use {MIN_RSA_BITS} to {MAX_RSA_BITS} bits"
-                ),
-            ));
-        }
+        check_rsa_size(&key)?;
         Ok(Self::Rsa(key))
     }
 
@@ -436,15 +442,7 @@ impl PublicKey {
             (Self::Rsa(key), Signature::Rsa(s)) => {
                 // The variant is public: a key built around `PublicKey::rsa` is still held
                 // to its size rule before anything it signed is trusted.
-                let bits = key.n().bit_width_vartime() as usize;
-                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-                    return Err(Error::new(
-                        ErrorKind::UnsupportedAlgorithm,
-                        format!(
-                            "RSA-{bits} keys are not trusted: {MIN_RSA_BITS} to {MAX_RSA_BITS} bits"
-                        ),
-                    ));
-                }
+                check_rsa_size(key)?;
                 let scheme = match s.hash() {
                     crate::HashAlgorithm::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
                     crate::HashAlgorithm::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
