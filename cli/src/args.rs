@@ -345,7 +345,7 @@ pub enum X509Command {
         /// The CA's name, RFC 4514 (`CN=Example CA,O=Example`).
         #[arg(long)]
         subject: String,
-        /// Days of validity from now.
+        /// Days of validity from now (notBefore is 5 minutes in the past, for lagging clocks).
         #[arg(long, default_value_t = 3650)]
         days: u32,
         /// The serial (default: 136 random bits).
@@ -404,7 +404,8 @@ pub enum X509Command {
         /// Add the clientAuth extended key usage.
         #[arg(long)]
         client_auth: bool,
-        /// Days of validity from now (at most the CA certificate's remaining life).
+        /// Days of validity from now (at most the CA certificate's remaining life; notBefore
+        /// is 5 minutes in the past, for lagging clocks).
         #[arg(long, default_value_t = 365)]
         days: u32,
         /// The signature algorithm where the key offers several: `rs256` (an RSA key's

@@ -8,6 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
 
 use common::{Provider, SPECS, key};
 use kmssh_backend_local::LocalKey;
@@ -16,9 +17,9 @@ use kmssh_core::{
     SigningInput,
 };
 use kmssh_pki::x509::{
-    CaRequest, LeafKey, LeafRequest, certificate_to_der, certificate_to_pem, check_issuer,
-    issue_ca, issue_leaf, parse_certificate, parse_certification_request, parse_public_key,
-    signature_algorithm_for,
+    CaRequest, LeafKey, LeafRequest, NOT_BEFORE_BACKDATE, certificate_to_der, certificate_to_pem,
+    check_issuer, issue_ca, issue_leaf, parse_certificate, parse_certification_request,
+    parse_public_key, signature_algorithm_for,
 };
 use kmssh_pki::x509_cert::Certificate;
 use kmssh_pki::x509_cert::der::asn1::BitString;
@@ -209,6 +210,26 @@ async fn ca_and_leaf_pass_openssl_verify() {
         ] {
             assert!(text.contains(expected), "{spec}: {expected}\n{text}");
         }
+        // Both start a few minutes in the past, so a relying party whose clock lags (or a
+        // freshly booted machine whose clock NTP steps back) does not see "not yet valid".
+        let now = SystemTime::now();
+        for certificate in [&ca, &leaf] {
+            let validity = certificate.tbs_certificate().validity();
+            let not_before = validity.not_before.to_system_time();
+            let lead = now
+                .duration_since(not_before)
+                .expect("notBefore is in the past");
+            assert!(
+                lead >= NOT_BEFORE_BACKDATE && lead < NOT_BEFORE_BACKDATE + Duration::from_secs(60),
+                "{spec}: notBefore {lead:?} before now"
+            );
+        }
+        let days = leaf.tbs_certificate().validity().not_after.to_system_time();
+        let ahead = days.duration_since(now).expect("notAfter is ahead");
+        assert!(
+            ahead > Duration::from_secs(30 * 86_400 - 60),
+            "{spec}: {ahead:?}"
+        );
     }
 }
 

@@ -34,7 +34,7 @@ mod leaf;
 mod pkcs10;
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use kmssh_core::{Algorithm, KmsKey, PublicKey, SigningInput, x509_signature_algorithm};
 use x509_cert::Certificate;
@@ -48,7 +48,7 @@ use x509_cert::spki::{
     AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, SignatureBitStringEncoding as _,
     SubjectPublicKeyInfoOwned,
 };
-use x509_cert::time::Validity;
+use x509_cert::time::{Time, Validity};
 
 pub use ca::{CaRequest, issue_ca};
 pub use leaf::{LeafKey, LeafRequest, check_issuer, issue_leaf};
@@ -198,17 +198,30 @@ pub(crate) fn serial_number(serial: Option<u64>) -> Result<SerialNumber> {
     }
 }
 
-/// `days` of validity from now.
+/// How far before the moment of issue `notBefore` is set. A relying party whose clock lags
+/// the CA's (or a machine whose clock is stepped back by NTP right after boot) would
+/// otherwise see a fresh certificate as "not yet valid".
+pub const NOT_BEFORE_BACKDATE: Duration = Duration::from_secs(5 * 60);
+
+/// `days` of validity from now; `notBefore` is [`NOT_BEFORE_BACKDATE`] earlier.
 pub(crate) fn validity(days: u32) -> Result<Validity> {
     if days == 0 {
         return Err(Error::field(Field::Validity, "must be at least 1 day"));
     }
-    Validity::from_now(Duration::from_secs(u64::from(days) * 86_400)).map_err(|_| {
+    let too_late = || {
         Error::field(
             Field::Validity,
             format!("{days} days from now ends after 9999-12-31, the last date X.509 can hold"),
         )
-    })
+    };
+    let now = SystemTime::now();
+    let not_before = Time::try_from(now - NOT_BEFORE_BACKDATE)
+        .map_err(|e| Error::field(Field::Validity, format!("the clock is unusable: {e}")))?;
+    let not_after = now
+        .checked_add(Duration::from_secs(u64::from(days) * 86_400))
+        .ok_or_else(too_late)
+        .and_then(|then| Time::try_from(then).map_err(|_| too_late()))?;
+    Ok(Validity::new(not_before, not_after))
 }
 
 /// The key's SubjectPublicKeyInfo.
