@@ -29,6 +29,7 @@ use crate::certificate::{check_subject_key, key_fields};
 use crate::error::{Error, Field, Result};
 use crate::options::{CriticalOption, Extension};
 use crate::params::{CertificateParameters, CertificateType};
+use crate::protobuf::{self, FieldSpec, WireType, field};
 
 mod wire {
     //! The message layout, field for field.
@@ -150,7 +151,8 @@ impl CertificateSigningRequest {
                 bytes.len()
             )));
         }
-        strict::check(bytes, strict::CSR, "CSR")?;
+        protobuf::check_message(bytes, CSR_LAYOUT, "CSR")
+            .map_err(|e| bad_request(e.to_string()))?;
         let msg = wire::Csr::decode(bytes).map_err(|e| bad_request(format!("protobuf: {e}")))?;
 
         let cert_type = match msg.r#type {
@@ -316,6 +318,12 @@ impl CertificateSigningRequest {
     /// As the [`CertificateParameters`] setters; [`Field::Principals`] for an empty list
     /// without the opt-in.
     pub fn to_parameters(&self, allow_any_principal: bool) -> Result<CertificateParameters> {
+        if self.valid_before == 0 {
+            return Err(Error::field(
+                Field::ValidBefore,
+                "the request asks for no end of validity (validBefore unset)",
+            ));
+        }
         let mut params = CertificateParameters::new(self.cert_type);
         params
             .principals(self.principals.iter().cloned())?
@@ -344,6 +352,13 @@ impl CertificateSigningRequest {
 
     /// Every check but the principal opt-in: field values, duplicates, validity order.
     fn check(&self) -> Result<()> {
+        // validBefore 0 is "no end asked for": a signing service's policy may pick one;
+        // `to_parameters` (issue exactly as asked) refuses it.
+        if self.valid_before == 0 {
+            let mut probe = self.clone();
+            probe.valid_before = u64::MAX;
+            return probe.check();
+        }
         if self.valid_before <= self.valid_after {
             return Err(Error::field(
                 Field::ValidBefore,
@@ -357,139 +372,49 @@ impl CertificateSigningRequest {
     }
 }
 
-mod strict {
-    //! A protobuf wire walk that refuses what `prost` would silently accept.
+/// Repeated fields are bounded during the walk, before anything is decoded: a request
+/// with 100,000 options costs a refusal, not a decode, a check and a signature.
+const PRINCIPALS: usize = crate::params::MAX_PRINCIPALS;
+const OPTIONS: usize = crate::params::MAX_OPTIONS;
 
-    use super::{Result, bad_request};
-
-    const VARINT: u8 = 0;
-    const LEN: u8 = 2;
-
-    /// One field of a message: number, name, wire type, how many times it may appear
-    /// (1 for singular fields), nested message.
-    pub(super) struct FieldSpec {
-        number: u64,
-        name: &'static str,
-        wire: u8,
-        max: usize,
-        nested: Option<&'static [FieldSpec]>,
-    }
-
-    const fn f(
-        number: u64,
-        name: &'static str,
-        wire: u8,
-        max: usize,
-        nested: Option<&'static [FieldSpec]>,
-    ) -> FieldSpec {
-        FieldSpec {
-            number,
-            name,
-            wire,
-            max,
-            nested,
-        }
-    }
-
-    const ONCE: usize = 1;
-    /// Repeated fields are counted during the walk, before anything is decoded: a
-    /// request with 100,000 options costs a refusal, not a decode, a check and a signature.
-    const PRINCIPALS: usize = crate::params::MAX_PRINCIPALS;
-    const OPTIONS: usize = crate::params::MAX_OPTIONS;
-
-    const TYPED_VALUE: &[FieldSpec] = &[
-        f(1, "type", VARINT, ONCE, None),
-        f(2, "value", LEN, ONCE, None),
-    ];
-    const NAMED_VALUE: &[FieldSpec] = &[
-        f(1, "name", LEN, ONCE, None),
-        f(2, "value", LEN, ONCE, None),
-    ];
-    pub(super) const CSR: &[FieldSpec] = &[
-        f(1, "type", VARINT, ONCE, None),
-        f(2, "criticalOptions", LEN, OPTIONS, Some(TYPED_VALUE)),
-        f(3, "extensions", LEN, OPTIONS, Some(TYPED_VALUE)),
-        f(4, "keyId", LEN, ONCE, None),
-        f(5, "serial", VARINT, ONCE, None),
-        f(6, "principals", LEN, PRINCIPALS, None),
-        f(7, "validAfter", VARINT, ONCE, None),
-        f(8, "validBefore", VARINT, ONCE, None),
-        f(9, "publicKeyType", LEN, ONCE, None),
-        f(10, "publicKey", LEN, ONCE, None),
-        f(11, "customCriticalOptions", LEN, OPTIONS, Some(NAMED_VALUE)),
-        f(12, "customExtensions", LEN, OPTIONS, Some(NAMED_VALUE)),
-    ];
-
-    fn varint(buf: &mut &[u8], at: &str) -> Result<u64> {
-        let mut value = 0u64;
-        for i in 0..10 {
-            let (&byte, rest) = buf
-                .split_first()
-                .ok_or_else(|| bad_request(format!("{at}: truncated varint")))?;
-            *buf = rest;
-            if i == 9 && byte > 1 {
-                break;
-            }
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(bad_request(format!("{at}: varint longer than 64 bits")))
-    }
-
-    /// Walks `bytes` as a message laid out as `spec`.
-    pub(super) fn check(mut bytes: &[u8], spec: &[FieldSpec], path: &str) -> Result<()> {
-        let mut counts = vec![0usize; spec.len()];
-        while !bytes.is_empty() {
-            let key = varint(&mut bytes, path)?;
-            let number = key >> 3;
-            #[allow(clippy::cast_possible_truncation)] // masked to three bits
-            let wire = (key & 7) as u8;
-            let (index, field) = spec
-                .iter()
-                .enumerate()
-                .find(|(_, s)| s.number == number)
-                .ok_or_else(|| {
-                    bad_request(format!("{path}: unknown field number {number} (wire type {wire}): trailing garbage or a newer format"))
-                })?;
-            let at = || format!("{path}.{}", field.name);
-            if wire != field.wire {
-                return Err(bad_request(format!(
-                    "{}: wire type {wire}, expected {}",
-                    at(),
-                    field.wire
-                )));
-            }
-            counts[index] += 1;
-            if counts[index] > field.max {
-                return Err(bad_request(if field.max == ONCE {
-                    format!("{}: given twice", at())
-                } else {
-                    format!("{}: more than {} entries", at(), field.max)
-                }));
-            }
-            match wire {
-                VARINT => {
-                    varint(&mut bytes, &at())?;
-                }
-                _ => {
-                    let len = usize::try_from(varint(&mut bytes, &at())?).unwrap_or(usize::MAX);
-                    if len > bytes.len() {
-                        return Err(bad_request(format!(
-                            "{}: length {len} runs past the end ({} left)",
-                            at(),
-                            bytes.len()
-                        )));
-                    }
-                    let (body, rest) = bytes.split_at(len);
-                    if let Some(nested) = field.nested {
-                        check(body, nested, &at())?;
-                    }
-                    bytes = rest;
-                }
-            }
-        }
-        Ok(())
-    }
-}
+const TYPED_VALUE: &[FieldSpec] = &[
+    field(1, "type", WireType::Varint, 1, None),
+    field(2, "value", WireType::Len, 1, None),
+];
+const NAMED_VALUE: &[FieldSpec] = &[
+    field(1, "name", WireType::Len, 1, None),
+    field(2, "value", WireType::Len, 1, None),
+];
+/// paramiko-cloud's `CSR` with kmssh's fields 11 and 12.
+pub const CSR_LAYOUT: &[FieldSpec] = &[
+    field(1, "type", WireType::Varint, 1, None),
+    field(
+        2,
+        "criticalOptions",
+        WireType::Len,
+        OPTIONS,
+        Some(TYPED_VALUE),
+    ),
+    field(3, "extensions", WireType::Len, OPTIONS, Some(TYPED_VALUE)),
+    field(4, "keyId", WireType::Len, 1, None),
+    field(5, "serial", WireType::Varint, 1, None),
+    field(6, "principals", WireType::Len, PRINCIPALS, None),
+    field(7, "validAfter", WireType::Varint, 1, None),
+    field(8, "validBefore", WireType::Varint, 1, None),
+    field(9, "publicKeyType", WireType::Len, 1, None),
+    field(10, "publicKey", WireType::Len, 1, None),
+    field(
+        11,
+        "customCriticalOptions",
+        WireType::Len,
+        OPTIONS,
+        Some(NAMED_VALUE),
+    ),
+    field(
+        12,
+        "customExtensions",
+        WireType::Len,
+        OPTIONS,
+        Some(NAMED_VALUE),
+    ),
+];

@@ -33,6 +33,7 @@ pub mod krl;
 pub mod message;
 mod options;
 mod params;
+pub mod protobuf;
 pub mod ssh_keygen;
 pub mod sshsig;
 pub mod subject_key;

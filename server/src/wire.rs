@@ -1,0 +1,161 @@
+//! The gRPC messages and the codec that reads them strictly.
+//!
+//! tonic's generated code decodes with prost, which skips unknown fields. A signing request
+//! is a security decision, so every message this crate decodes is first walked against its
+//! layout ([`kmssh_pki::protobuf`]): an unknown field, a wrong wire type or a field given
+//! twice is `INVALID_ARGUMENT`, not silently dropped.
+
+use std::marker::PhantomData;
+
+use kmssh_pki::csr::CSR_LAYOUT;
+use kmssh_pki::protobuf::{FieldSpec, WireType, check_message, field};
+use prost::Message;
+use prost::bytes::Buf as _;
+use tonic::Status;
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+use tonic_prost::ProstEncoder;
+
+/// Generated from `proto/rpc.proto` and `proto/csr.proto` (package `ssh_cert`).
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("ssh_cert");
+
+    /// The encoded file descriptor set, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/ssh_cert_descriptor.bin"));
+}
+
+pub use proto::{
+    CloudCertificateSigningResponse, CloudProvider, GetCertificateAuthorityRequest,
+    GetCertificateAuthorityResponse,
+};
+
+/// `ssh_cert.CloudCertificateSigningRequest`, with the CSR kept as its encoded bytes so
+/// that kmssh-pki's strict decoder, not prost, reads it.
+#[derive(Clone, PartialEq, Message)]
+pub struct SignCertificateRequest {
+    /// `CloudProvider` (AWS = 0, AZURE = 1, GCP = 2).
+    #[prost(enumeration = "CloudProvider", tag = "1")]
+    pub provider: i32,
+    /// The key name (or provider key id) to sign with.
+    #[prost(string, tag = "2")]
+    pub kms_key_id: String,
+    /// The encoded `ssh_cert.CSR` message.
+    #[prost(bytes = "vec", tag = "3")]
+    pub signing_request_payload: Vec<u8>,
+}
+
+/// A message with a known layout, checked before prost decodes it.
+pub trait StrictMessage: Message + Default {
+    /// The message's name, for errors.
+    const NAME: &'static str;
+    /// Its fields.
+    const LAYOUT: &'static [FieldSpec];
+}
+
+const PROVIDER_AND_KEY: [FieldSpec; 2] = [
+    field(1, "provider", WireType::Varint, 1, None),
+    field(2, "kmsKeyId", WireType::Len, 1, None),
+];
+
+impl StrictMessage for SignCertificateRequest {
+    const NAME: &'static str = "CloudCertificateSigningRequest";
+    const LAYOUT: &'static [FieldSpec] = &[
+        PROVIDER_AND_KEY[0],
+        PROVIDER_AND_KEY[1],
+        field(
+            3,
+            "signingRequestPayload",
+            WireType::Len,
+            1,
+            Some(CSR_LAYOUT),
+        ),
+    ];
+}
+
+impl StrictMessage for GetCertificateAuthorityRequest {
+    const NAME: &'static str = "GetCertificateAuthorityRequest";
+    const LAYOUT: &'static [FieldSpec] = &PROVIDER_AND_KEY;
+}
+
+impl StrictMessage for CloudCertificateSigningResponse {
+    const NAME: &'static str = "CloudCertificateSigningResponse";
+    const LAYOUT: &'static [FieldSpec] = &[
+        field(1, "certificateType", WireType::Len, 1, None),
+        field(2, "certificate", WireType::Len, 1, None),
+    ];
+}
+
+impl StrictMessage for GetCertificateAuthorityResponse {
+    const NAME: &'static str = "GetCertificateAuthorityResponse";
+    const LAYOUT: &'static [FieldSpec] = &[
+        field(1, "keyType", WireType::Len, 1, None),
+        field(2, "publicKey", WireType::Len, 1, None),
+    ];
+}
+
+/// tonic codec: prost encoding, strict decoding.
+#[derive(Debug, Clone)]
+pub struct StrictCodec<T, U>(PhantomData<(T, U)>);
+
+impl<T, U> Default for StrictCodec<T, U> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T, U> Codec for StrictCodec<T, U>
+where
+    T: Message + Send + 'static,
+    U: StrictMessage + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = ProstEncoder<T>;
+    type Decoder = StrictDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::new(BufferSettings::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        StrictDecoder(PhantomData)
+    }
+}
+
+/// The decoding half of [`StrictCodec`].
+#[derive(Debug, Clone)]
+pub struct StrictDecoder<U>(PhantomData<U>);
+
+impl<U: StrictMessage> Decoder for StrictDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        let bytes = buf.copy_to_bytes(buf.remaining());
+        decode_strict(&bytes).map(Some)
+    }
+}
+
+/// Checks `bytes` against `U`'s layout, then decodes it.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming the field that breaks the layout.
+pub fn decode_strict<U: StrictMessage>(bytes: &[u8]) -> Result<U, Status> {
+    check_message(bytes, U::LAYOUT, U::NAME)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    U::decode(bytes).map_err(|e| Status::invalid_argument(format!("{}: {e}", U::NAME)))
+}
+
+impl CloudProvider {
+    /// The provider a key URI scheme belongs to, if any (`local:` keys belong to none).
+    #[must_use]
+    pub fn of_scheme(scheme: &str) -> Option<Self> {
+        match scheme {
+            "aws-kms" => Some(Self::Aws),
+            "azure-kv" => Some(Self::Azure),
+            "gcp-kms" => Some(Self::Gcp),
+            _ => None,
+        }
+    }
+}
