@@ -13,10 +13,11 @@ use kmssh_core::{
     SigningInput, SigningPayload,
 };
 use kmssh_pki::{
-    Certificate, CertificateParameters, CriticalOption, Extension, VerifyOptions, cert_path_for,
-    issue, parse_subject_key, pubkey_string, sign_sshsig_pem, ssh_public_key, ssh_signature,
-    ssh_signature_algorithm, unix_now,
+    Certificate, CertificateParameters, CertificateType, CriticalOption, Extension, VerifyOptions,
+    cert_path_for, issue, parse_subject_key, pubkey_string, sign_sshsig_pem, ssh_public_key,
+    ssh_signature, ssh_signature_algorithm, unix_now,
 };
+use sha2::{Digest as _, Sha256};
 use tokio::process::Command;
 
 use crate::openssh::{
@@ -961,4 +962,117 @@ pub async fn ssh_refuses_host_certificate_from_another_ca(key: &dyn KmsKey) {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Host key verification failed"), "{stderr}");
+}
+
+/// The signing service over this key: a token caller asks for a certificate through the
+/// Rust client, sshd lets the user in with it, and the ledger holds it; a principal
+/// outside the policy is refused naming the rule.
+pub async fn service_certificate_logs_in(key: Arc<dyn KmsKey>) {
+    let setup = LoginSetup::new().await;
+    let token = "conformance-token-0123456789";
+    let digest: String = Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = setup.dir.path();
+    let config = format!(
+        r#"
+listen = "127.0.0.1:0"
+[keys]
+ca = "{uri}"
+[ledger]
+url = "sqlite:{dir}/ledger.db"
+[[caller]]
+name = "conformance"
+policy = "users"
+token_sha256 = "{digest}"
+[policy.users]
+keys = ["ca"]
+certificate_types = ["user"]
+principals = ["{user}"]
+max_validity = "1h"
+"#,
+        uri = key.uri(),
+        dir = dir.display(),
+        user = setup.user,
+    );
+    let config_path = dir.join("kmssh.toml");
+    let config = kmssh_server::Config::parse(&config, &config_path).expect("configuration");
+    let keys = std::collections::BTreeMap::from([("ca".to_owned(), key.clone())]);
+    let options = kmssh_server::ServeOptions {
+        insecure_loopback: true,
+    };
+    let bound = kmssh_server::Server::with_keys(config, keys, &options)
+        .await
+        .expect("the service starts")
+        .bind()
+        .await
+        .expect("bind");
+    let address = bound.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(bound.run_until(async move {
+        let _ = stopped.await;
+    }));
+
+    let mut client = kmssh_server::Client::connect(kmssh_server::ClientOptions {
+        server: format!("http://{address}"),
+        token: Some(token.into()),
+        timeout: Some(std::time::Duration::from_secs(60)),
+        ..kmssh_server::ClientOptions::default()
+    })
+    .await
+    .expect("connect");
+    let ca = client.certificate_authority("ca").await.expect("CA");
+    assert_eq!(ca, ssh_public_key(key.public_key()));
+    let subject =
+        parse_subject_key(&std::fs::read_to_string(pub_path(&setup.user_key)).expect("user .pub"))
+            .expect("subject");
+    let now = unix_now();
+    let mut csr = kmssh_pki::csr::CertificateSigningRequest {
+        cert_type: CertificateType::User,
+        critical_options: Vec::new(),
+        extensions: Vec::new(),
+        key_id: "conformance".into(),
+        serial: 0,
+        principals: vec![setup.user.clone()],
+        valid_after: now - 60,
+        valid_before: now + 600,
+        public_key: subject,
+    };
+    let certificate = client
+        .sign("ca", &csr, Some(&ca))
+        .await
+        .expect("certificate");
+    csr.principals = vec!["someone-else".into()];
+    match client.sign("ca", &csr, Some(&ca)).await {
+        Err(kmssh_server::ClientError::Refused { code, message }) => {
+            assert_eq!(code, tonic::Code::PermissionDenied, "{message}");
+            assert!(message.contains("policy rule `principals`"), "{message}");
+        }
+        other => panic!("a principal outside the policy: {other:?}"),
+    }
+    let _ = stop.send(());
+    serving
+        .await
+        .expect("service task")
+        .expect("the service stops cleanly");
+
+    let cert_path = cert_path_for(&setup.user_key);
+    std::fs::write(&cert_path, certificate.cert_string("conformance")).expect("write certificate");
+    let sshd = setup.sshd(key.as_ref(), None);
+    let output = setup
+        .login(&sshd, Some(&cert_path), "echo via-service")
+        .await;
+    assert_logged_in(&output, &sshd, "via-service");
+
+    let ledger = kmssh_server::ledger::Ledger::open(&format!("sqlite:{}/ledger.db", dir.display()))
+        .await
+        .expect("ledger");
+    let records = ledger
+        .list(&kmssh_server::ledger::LedgerFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].serial, certificate.as_ssh_key().serial());
+    ledger.close().await;
 }

@@ -145,6 +145,13 @@ macro_rules! conformance_suite {
             );
 
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn service_certificate_logs_in() {
+                if let Some(key) = $crate::fixture::key_for(fixture(), SPEC).await {
+                    $crate::cases::service_certificate_logs_in(key).await;
+                }
+            }
+
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_issuing() {
                 if let Some(key) = $crate::fixture::key_for(fixture(), SPEC).await {
                     $crate::cases::concurrent_issuing(key).await;
