@@ -4,7 +4,8 @@
 //! cargo xtask demo                                issue a certificate with a local key, show ssh-keygen -L
 //! cargo xtask conformance --backend local|aws|gcp|azure|all   the shared suite against a backend
 //! cargo xtask ci                                  fmt, clippy, tests, every conformance target
-//! cargo xtask bench [local|aws|cli|all]           signing and issuing rates, with ratios
+//! cargo xtask bench [local|aws|cli|server|all]    signing and issuing rates, with ratios
+//!                                                 (server: `kmssh serve` under load, mTLS)
 //! ```
 
 use std::process::{Command, ExitCode};
@@ -17,11 +18,13 @@ mod known_backends;
 use known_backends::{KNOWN_BACKENDS, KnownBackend};
 
 /// Bench targets: name, package. `local` and `aws` measure backends, `cli` the `kmssh`
-/// binary against `ssh-keygen -s`.
+/// binary against `ssh-keygen -s`, `server` the release `kmssh serve` under concurrent
+/// mTLS load (it lives beside the binary it starts; CI does not run it).
 const BENCHES: &[(&str, &str)] = &[
     ("local", "kmssh-conformance"),
     ("aws", "kmssh-conformance"),
     ("sign", "kmssh"),
+    ("server", "kmssh"),
 ];
 
 /// Crates no build of `kmssh-pki` may pull in: it must stay offline and runtime-free.
@@ -151,7 +154,7 @@ struct Tool {
 
 /// What the suite needs beyond cargo: OpenSSH judges every certificate, OpenSSL message
 /// signatures and X.509, a C compiler builds AWS-LC, Python's venv holds the AWS KMS
-/// emulator.
+/// emulator and the gRPC Python clients, PostgreSQL holds a shared ledger.
 const TOOLS: &[Tool] = &[
     Tool {
         check: "/usr/sbin/sshd",
@@ -180,6 +183,15 @@ const TOOLS: &[Tool] = &[
     Tool {
         check: "python3 -m venv --help",
         package: "python3-venv",
+    },
+    // The signing service's ledger tests start a PostgreSQL of their own (as `postgres`).
+    Tool {
+        check: "ls /usr/lib/postgresql/*/bin/initdb",
+        package: "postgresql",
+    },
+    Tool {
+        check: "runuser --help",
+        package: "util-linux",
     },
 ];
 
@@ -333,13 +345,16 @@ fn ci() -> Result<(), String> {
     check_pki_tree()?;
     run(
         "unit and integration tests",
-        cargo().args([
-            "test",
-            "--workspace",
-            "--all-features",
-            "--exclude",
-            "kmssh-conformance",
-        ]),
+        cargo()
+            .args([
+                "test",
+                "--workspace",
+                "--all-features",
+                "--exclude",
+                "kmssh-conformance",
+            ])
+            // CI has PostgreSQL (a prerequisite): its ledger tests must run, not skip.
+            .env("KMSSH_REQUIRE_POSTGRES", "1"),
     )?;
     run(
         "backend-local tests without aws-lc",
@@ -366,7 +381,7 @@ fn bench(name: &str, rest: &[&str]) -> Result<(), String> {
     let (bench, package) = BENCHES
         .iter()
         .find(|(b, _)| *b == name)
-        .ok_or_else(|| format!("no bench {name:?}: expected local, aws, cli or all"))?;
+        .ok_or_else(|| format!("no bench {name:?}: expected local, aws, cli, server or all"))?;
     run(
         &format!("bench {name}"),
         cargo()
@@ -404,7 +419,7 @@ fn main() -> ExitCode {
         ["bench", name, rest @ ..] if !name.starts_with('-') => bench(name, rest),
         ["bench", rest @ ..] => bench("local", rest),
         _ => Err(format!(
-            "usage: cargo xtask demo | conformance [--backend {}] | ci | bench [local|aws|cli|all]",
+            "usage: cargo xtask demo | conformance [--backend {}] | ci | bench [local|aws|cli|server|all]",
             backend_names()
         )),
     };
