@@ -237,6 +237,181 @@ pub enum Command {
     ///
     /// Example: kmssh backends
     Backends,
+    /// Run the signing service (gRPC, paramiko-cloud's Signer contract) until SIGTERM or
+    /// SIGINT. Prints `kmssh serve: listening on ADDR` on stderr once bound.
+    ///
+    /// Example: kmssh serve --config /etc/kmssh/kmssh.toml
+    Serve {
+        /// The service's configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Serve plaintext gRPC when the listen address is loopback and there is no [tls].
+        #[arg(long)]
+        insecure_loopback: bool,
+    },
+    /// Ask a signing service for a certificate for a public key, written beside it as
+    /// `NAME-cert.pub`; or, with `--ca`, print the service key's CA line.
+    ///
+    /// Example: kmssh request --server https://ca.example.com:50051 --token-file ~/.kmssh-token --key user-ca -n alice id_ed25519.pub
+    Request(RequestArgs),
+    /// Query the signing service's ledger of issued certificates.
+    ///
+    /// Example: kmssh ledger list --config /etc/kmssh/kmssh.toml --principal alice
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+}
+
+/// A wire `provider` for `kmssh request --provider`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ProviderArg {
+    /// AWS (the default on the wire).
+    Aws,
+    /// Azure.
+    Azure,
+    /// GCP.
+    Gcp,
+}
+
+/// `kmssh request`.
+#[derive(clap::Args)]
+pub struct RequestArgs {
+    /// The service: `https://host:port`, or `http://127.0.0.1:port` for a loopback
+    /// service run with `--insecure-loopback`.
+    #[arg(long)]
+    pub server: String,
+    /// PEM bundle of the CAs the server's TLS certificate must chain to (default: the
+    /// system's roots).
+    #[arg(long, value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
+    /// The bearer token (visible to other local users in the process list: prefer
+    /// --token-file or the KMSSH_TOKEN environment variable).
+    #[arg(long, conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// A file holding the bearer token (opaque, or an OIDC ID token).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// PEM client certificate for mTLS.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// The wire `provider` to send (paramiko-cloud services need the key's; kmssh accepts
+    /// any with a configured key name). Default: aws.
+    #[arg(long, value_enum)]
+    pub provider: Option<ProviderArg>,
+    /// The service's key to sign with: a configured name (or an alias / KMS key id).
+    #[arg(long)]
+    pub key: String,
+    /// Print the key's CA line (for TrustedUserCAKeys / @cert-authority) instead of
+    /// requesting a certificate.
+    #[arg(long, conflicts_with_all = ["host", "principals", "key_id", "serial", "validity", "options", "force", "output", "public_key"])]
+    pub ca: bool,
+    /// Request a host certificate.
+    #[arg(long)]
+    pub host: bool,
+    /// A principal (repeatable, or comma-separated).
+    #[arg(short = 'n', long = "principal", value_delimiter = ',')]
+    pub principals: Vec<String>,
+    /// The key id (default: the service uses the caller's name).
+    #[arg(short = 'I', long = "key-id", default_value = "")]
+    pub key_id: String,
+    /// A serial, for a policy with `serial = "requested"` (default: the service assigns one).
+    #[arg(short = 'z', long)]
+    pub serial: Option<u64>,
+    /// Validity, as ssh-keygen takes it: `+8h`, `-5m:+1d`, `YYYYMMDD[HHMM[SS]]` (default:
+    /// the policy's max_validity from now).
+    #[arg(short = 'V', long, allow_hyphen_values = true)]
+    pub validity: Option<String>,
+    /// An option, as ssh-keygen names them (repeatable): clear, force-command=CMD,
+    /// source-address=LIST, no-pty, permit-pty, …, extension:NAME[=VALUE],
+    /// critical:NAME[=VALUE].
+    #[arg(short = 'O', long = "option")]
+    pub options: Vec<String>,
+    /// Overwrite an existing certificate file.
+    #[arg(long)]
+    pub force: bool,
+    /// Write the certificate here (`-` for stdout) instead of beside the public key.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// The public key file (`-` reads stdin and writes the certificate to stdout).
+    #[arg(required_unless_present = "ca")]
+    pub public_key: Option<PathBuf>,
+}
+
+/// Where `kmssh ledger` reads: a ledger URL, or the service's configuration file.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct LedgerSource {
+    /// The ledger: `sqlite:PATH` or `postgres://…`.
+    #[arg(long, value_name = "URL")]
+    pub ledger: Option<String>,
+    /// The service's configuration file: its [ledger].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `kmssh ledger` subcommands.
+#[derive(Subcommand)]
+pub enum LedgerCommand {
+    /// List issued certificates, most recent first: serial, issue time, CA key, type,
+    /// key id, principals, caller.
+    ///
+    /// Example: kmssh ledger list --config kmssh.toml --principal alice --issued-after 2025-01-01T00:00:00Z
+    List {
+        #[command(flatten)]
+        source: LedgerSource,
+        /// Only certificates with this key id.
+        #[arg(long)]
+        key_id: Option<String>,
+        /// Only certificates listing this principal.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Only certificates issued at or after this time: unix seconds or RFC 3339.
+        #[arg(long, value_parser = parse_time)]
+        issued_after: Option<u64>,
+        /// Only certificates this caller asked for.
+        #[arg(long)]
+        caller: Option<String>,
+        /// Only certificates signed by the CA key with this configured name.
+        #[arg(long)]
+        ca_key: Option<String>,
+        /// At most this many (the most recent).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// JSON lines, one object per certificate.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the certificate(s) with a serial: every recorded field and the certificate line.
+    ///
+    /// Example: kmssh ledger show 42 --config kmssh.toml
+    Show {
+        /// The serial.
+        serial: u64,
+        #[command(flatten)]
+        source: LedgerSource,
+        /// Only the CA with this fingerprint (`SHA256:…`): serials are unique per CA.
+        #[arg(long, value_name = "FINGERPRINT")]
+        ca: Option<String>,
+        /// JSON lines, one object per certificate.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A time: unix seconds, or RFC 3339 (`2025-01-31T12:00:00Z`).
+fn parse_time(text: &str) -> Result<u64, String> {
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(seconds);
+    }
+    let moment = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            format!("`{text}`: expected unix seconds or RFC 3339 (2025-01-31T12:00:00Z): {e}")
+        })?;
+    u64::try_from(moment.unix_timestamp()).map_err(|_| format!("`{text}` is before 1970"))
 }
 
 /// What `kmssh sign` takes besides a CSR.
@@ -289,7 +464,7 @@ pub struct SignArgs {
 #[derive(clap::Args)]
 pub struct KrlArgs {
     /// Check the certificates and public keys given against this KRL instead of writing one.
-    #[arg(long, value_name = "KRL", conflicts_with_all = ["ca", "update", "output"])]
+    #[arg(long, value_name = "KRL", conflicts_with_all = ["ca", "update", "output", "from_ledger"])]
     pub check: Option<PathBuf>,
     /// With --check: the certificate and public key files to check.
     #[arg(requires = "check")]
@@ -327,6 +502,21 @@ pub struct KrlArgs {
     /// `file`: `ssh-keygen -Y verify -n file`).
     #[arg(long)]
     pub sign: bool,
+    /// Revoke the serials of the certificates the CA issued through the signing service,
+    /// as its ledger (`sqlite:PATH`, `postgres://…`) records them, chosen by --key-id,
+    /// --principal and --issued-after (at least one; all given must match).
+    #[arg(long, value_name = "URL")]
+    pub from_ledger: Option<String>,
+    /// With --from-ledger: the certificates with this key id.
+    #[arg(long, value_name = "ID", requires = "from_ledger")]
+    pub key_id: Option<String>,
+    /// With --from-ledger: the certificates listing this principal.
+    #[arg(long, value_name = "P", requires = "from_ledger")]
+    pub principal: Option<String>,
+    /// With --from-ledger: the certificates issued at or after this time (unix seconds or
+    /// RFC 3339).
+    #[arg(long, value_name = "T", requires = "from_ledger", value_parser = parse_time)]
+    pub issued_after: Option<u64>,
 }
 
 /// `kmssh x509` subcommands.
@@ -479,6 +669,14 @@ impl Cli {
     /// since it drops the requirement of an argument (`--csr`) that conflicts with one
     /// given (the public keys).
     fn check(&self) -> Result<(), clap::Error> {
+        // The service runs until a signal; a deadline would kill it mid-request.
+        if self.timeout.is_some() && matches!(self.command, Command::Serve { .. }) {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--timeout does not apply to serve: it runs until SIGTERM or SIGINT \
+                 (its [limits] request_timeout bounds each request)",
+            ));
+        }
         if let Command::Sign {
             csr: None,
             csr_format,

@@ -5,11 +5,11 @@
 //! | 0 | success |
 //! | 1 | anything else (a bug) |
 //! | 2 | usage |
-//! | 3 | bad input: a file, a field, a key URI, a subject key kmssh does not certify, an output that exists (without `--force`) or is an input |
-//! | 4 | the CA key: not found, no credentials or no permission, unusable, an unprotected or non-regular key file, backend not compiled in |
-//! | 5 | the provider is unavailable, throttling or timed out, or `--timeout` passed: retry later |
-//! | 6 | verification failed |
-//! | 7 | an output could not be written |
+//! | 3 | bad input: a file, a field, a key URI, a subject key kmssh does not certify, an output that exists (without `--force`) or is an input; a service configuration (`serve`) or a request the service calls invalid (`request`) |
+//! | 4 | the CA key: not found, no credentials or no permission, unusable, an unprotected or non-regular key file, backend not compiled in; a signing service refused the credentials or its policy refused the request (`request`: the message names the rule) |
+//! | 5 | the provider is unavailable, throttling or timed out, or `--timeout` passed: retry later; also a signing service or a ledger unreachable, busy or timed out, an address `serve` cannot bind |
+//! | 6 | verification failed (also a certificate from a signing service that does not verify against its CA) |
+//! | 7 | an output could not be written (also `serve`'s audit log) |
 //! | 8 | revoked: `krl --check` found a key or certificate in the KRL |
 
 use std::process::ExitCode;
@@ -151,6 +151,96 @@ impl From<kmssh_pki::Error> for Failure {
             full,
         }
     }
+}
+
+impl From<kmssh_server::ConfigError> for Failure {
+    fn from(e: kmssh_server::ConfigError) -> Self {
+        Self::input(e.to_string())
+    }
+}
+
+impl From<kmssh_server::ServerError> for Failure {
+    fn from(e: kmssh_server::ServerError) -> Self {
+        use kmssh_server::ServerError as E;
+        let class = match &e {
+            E::Config(_) | E::Tls(_) => Class::Input,
+            // A key that will not open is a key problem (4), unless its provider is
+            // only unavailable (5), as for every other command.
+            E::Key { source, .. } => Class::of(source.kind()),
+            E::Ledger(inner) => ledger_class(inner),
+            E::Audit { .. } => Class::Output,
+            E::Bind { .. } | E::Serve(_) => Class::Unavailable,
+            _ => Class::Other,
+        };
+        Self {
+            class,
+            line: e.to_string(),
+            full: error_chain(&e),
+        }
+    }
+}
+
+impl From<kmssh_server::client::ClientError> for Failure {
+    fn from(e: kmssh_server::client::ClientError) -> Self {
+        use kmssh_server::client::ClientError as E;
+        use tonic::Code;
+        match e {
+            // The service's own message: for a policy refusal it names the rule.
+            E::Refused { code, message } => {
+                let class = match code {
+                    Code::Unauthenticated | Code::PermissionDenied => Class::Key,
+                    Code::InvalidArgument | Code::AlreadyExists | Code::OutOfRange => Class::Input,
+                    Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
+                        Class::Unavailable
+                    }
+                    _ => Class::Other,
+                };
+                Self::new(class, format!("the service refused ({code:?}): {message}"))
+            }
+            E::Options(_) => Self::input(e.to_string()),
+            E::Connect { .. } => Self {
+                class: Class::Unavailable,
+                line: e.to_string(),
+                full: error_chain(&e),
+            },
+            E::BadAnswer(_) => Self::new(Class::Verification, e.to_string()),
+        }
+    }
+}
+
+impl From<kmssh_server::ledger::LedgerError> for Failure {
+    fn from(e: kmssh_server::ledger::LedgerError) -> Self {
+        Self {
+            class: ledger_class(&e),
+            line: e.to_string(),
+            full: error_chain(&e),
+        }
+    }
+}
+
+fn ledger_class(e: &kmssh_server::ledger::LedgerError) -> Class {
+    use kmssh_server::ledger::LedgerError as E;
+    match e {
+        E::UnsupportedUrl(_) => Class::Input,
+        E::Open { .. } | E::Migrate(_) | E::Database(_) | E::Closed => Class::Unavailable,
+        _ => Class::Other,
+    }
+}
+
+/// An error and its causes, one per line (what `--verbose` shows).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(inner) = cause {
+        let line = inner.to_string();
+        // thiserror's `{0}` messages often repeat their source; show each text once.
+        if !text.contains(&line) {
+            text.push('\n');
+            text.push_str(&line);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// Reports a command-line error as one line and a `--help` hint (help and version go to

@@ -11,6 +11,7 @@
 //! [keys]
 //! user-ca = "local:/var/lib/kmssh/user_ca"             # name = key URI
 //! host-ca = { uri = "aws-kms:alias/host-ca", aliases = ["arn:aws:kms:…:alias/host-ca"] }
+//! # (relative `local:` key paths, like every path here, are relative to this file's folder)
 //!
 //! [ledger]
 //! url = "sqlite:/var/lib/kmssh/ledger.db"              # or postgres://…
@@ -469,6 +470,26 @@ impl Config {
             Some(dir) if path.is_relative() => dir.join(path),
             _ => path.to_owned(),
         }
+    }
+
+    /// The URI to open for key `name`: as written, except that a relative `local:` key
+    /// path is resolved against the file's folder, like every other path in it.
+    #[must_use]
+    pub fn key_uri(&self, name: &str) -> Option<String> {
+        let uri = self.keys.get(name)?.get_ref().uri();
+        Some(match uri.strip_prefix("local:") {
+            Some(rest) if rest != "ephemeral" && !rest.starts_with("ephemeral?") => {
+                let (path, query) = rest
+                    .split_once('?')
+                    .map_or((rest, None), |(p, q)| (p, Some(q)));
+                let resolved = self.resolve_path(Path::new(path));
+                match query {
+                    Some(query) => format!("local:{}?{query}", resolved.display()),
+                    None => format!("local:{}", resolved.display()),
+                }
+            }
+            _ => uri.to_owned(),
+        })
     }
 
     /// The ledger URL, with a relative SQLite path resolved against the file's folder.

@@ -110,8 +110,9 @@ impl Server {
     /// [`ServerError`] naming the key, file or setting at fault.
     pub async fn from_config(config: Config, options: &ServeOptions) -> Result<Self, ServerError> {
         let mut keys = BTreeMap::new();
-        for (name, key) in &config.keys {
-            let opened = kmssh_core::open(key.get_ref().uri())
+        for name in config.keys.keys() {
+            let uri = config.key_uri(name).unwrap_or_default();
+            let opened = kmssh_core::open(&uri)
                 .await
                 .map_err(|source| ServerError::Key {
                     name: name.clone(),

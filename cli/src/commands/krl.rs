@@ -63,6 +63,15 @@ fn check(krl_path: &Path, files: &[PathBuf]) -> Result<(), Failure> {
 }
 
 async fn write(args: KrlArgs) -> Result<(), Failure> {
+    if args.from_ledger.is_some()
+        && args.key_id.is_none()
+        && args.principal.is_none()
+        && args.issued_after.is_none()
+    {
+        return Err(Failure::input(
+            "--from-ledger needs --key-id, --principal or --issued-after: which certificates to revoke",
+        ));
+    }
     let ca = args.ca.as_deref().unwrap_or_default();
     let Some(output) = args.output.clone().or_else(|| args.update.clone()) else {
         return Err(Failure::input(
@@ -117,6 +126,9 @@ async fn write(args: KrlArgs) -> Result<(), Failure> {
         let (lo, hi) = parse_serials(spec)?;
         krl.revoke_serials(Some(&ca_key), lo, hi)?;
     }
+    if let Some(url) = &args.from_ledger {
+        revoke_from_ledger(&mut krl, &ca_key, url, &args).await?;
+    }
     for id in &args.revoke_key_id {
         krl.revoke_key_id(Some(&ca_key), id)?;
     }
@@ -150,6 +162,47 @@ async fn write(args: KrlArgs) -> Result<(), Failure> {
         counts.key_ids,
         counts.keys
     );
+    Ok(())
+}
+
+/// Revokes, by serial, the certificates `ca_key` issued that the ledger at `url` lists
+/// under the `--key-id`/`--principal`/`--issued-after` filter.
+async fn revoke_from_ledger(
+    krl: &mut Krl,
+    ca_key: &KeyData,
+    url: &str,
+    args: &KrlArgs,
+) -> Result<(), Failure> {
+    let filter = kmssh_server::ledger::LedgerFilter {
+        ca_fingerprint: Some(
+            ca_key
+                .fingerprint(kmssh_pki::ssh_key::HashAlg::Sha256)
+                .to_string(),
+        ),
+        key_id: args.key_id.clone(),
+        principal: args.principal.clone(),
+        issued_after: args.issued_after,
+        ..Default::default()
+    };
+    let ledger = super::ledger::open(url).await?;
+    let records = ledger.list(&filter).await;
+    ledger.close().await;
+    let records = records?;
+    let mut revoked = 0usize;
+    for record in &records {
+        if record.serial == 0 {
+            // OpenSSH ignores serial 0 in a KRL; revoking its key id or key would reach
+            // other certificates, so that choice is left to the operator.
+            eprintln!(
+                "kmssh: ledger: serial 0 (key id {}) cannot be revoked by serial: use --revoke-key-id or --revoke-key",
+                kmssh_pki::escape_for_display(&record.key_id)
+            );
+            continue;
+        }
+        krl.revoke_serials(Some(ca_key), record.serial, record.serial)?;
+        revoked += 1;
+    }
+    eprintln!("ledger: {revoked} certificates of the CA to revoke by serial");
     Ok(())
 }
 

@@ -3,7 +3,10 @@
 mod backends;
 mod inspect;
 mod krl;
+mod ledger;
 mod pubkey;
+mod request;
+mod serve;
 mod sign;
 mod sign_message;
 mod verify;
@@ -54,5 +57,11 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::X509 { command } => x509::run(command).await,
         Command::Krl(args) => krl::run(args).await,
         Command::Backends => backends::backends(),
+        Command::Serve {
+            config,
+            insecure_loopback,
+        } => serve::serve(&config, insecure_loopback).await,
+        Command::Request(args) => request::request(args).await,
+        Command::Ledger { command } => ledger::run(command).await,
     }
 }
