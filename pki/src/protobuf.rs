@@ -165,7 +165,11 @@ mod tests {
 
     #[test]
     fn each_breach_names_the_field() {
-        let err = |bytes: &[u8]| check_message(bytes, OUTER, "M").unwrap_err().to_string();
+        let err = |bytes: &[u8]| {
+            check_message(bytes, OUTER, "M")
+                .expect_err("refused")
+                .to_string()
+        };
         assert!(err(&[0x18, 0x01]).contains("M: unknown field number 3"));
         assert!(err(&[0x0a, 0x00]).contains("M.a: wire type 2, expected 0"));
         assert!(err(&[0x08, 0x01, 0x08, 0x02]).contains("M.a: given twice"));
