@@ -155,7 +155,12 @@ async fn a_granted_caller_gets_a_certificate_ssh_keygen_lists_and_the_ledger_hol
     assert_eq!(first.caller, "alice");
     assert_eq!(first.ca_key, "user-ca");
     assert_eq!(first.principals, ["dev-alice", "alice"]);
-    let blob = |line: &str| line.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let blob = |line: &str| {
+        line.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     assert_eq!(blob(&first.certificate), blob(&certificate.cert_string("")));
     let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit log");
     let issued: Vec<serde_json::Value> = audit
