@@ -11,11 +11,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = protox::compile(["rpc.proto", "csr.proto"], ["proto"])?;
     std::fs::write(out.join("ssh_cert_descriptor.bin"), files.encode_to_vec())?;
     tonic_prost_build::configure()
-        // The request is decoded by kmssh's own type: the CSR stays bytes until the
-        // strict decoder in kmssh-pki reads it.
+        // Requests are kmssh's own types: the CSR stays bytes until the strict decoder in
+        // kmssh-pki reads it, and a request that breaks its layout reaches the service as
+        // such, to be refused once the caller is known (and recorded).
         .extern_path(
             ".ssh_cert.CloudCertificateSigningRequest",
             "crate::wire::SignCertificateRequest",
+        )
+        .extern_path(
+            ".ssh_cert.GetCertificateAuthorityRequest",
+            "crate::wire::GetCertificateAuthorityRequest",
         )
         .codec_path("crate::wire::StrictCodec")
         .compile_fds(files)?;

@@ -65,6 +65,19 @@ pub enum ClientError {
 
 impl From<tonic::Status> for ClientError {
     fn from(status: tonic::Status) -> Self {
+        // A status made on this side from a broken connection (a service stopping sends
+        // GOAWAY; a reset or a broken pipe) is "try again", whatever code tonic gave it.
+        let lost = std::error::Error::source(&status).is_some_and(|source| {
+            source.is::<tonic::transport::Error>()
+                || source.to_string().contains("h2 protocol error")
+                || source.to_string().contains("broken pipe")
+        });
+        if lost && status.code() != Code::Ok {
+            return Self::Refused {
+                code: Code::Unavailable,
+                message: format!("the connection was lost: {}", status.message()),
+            };
+        }
         Self::Refused {
             code: status.code(),
             message: status.message().to_owned(),
@@ -151,10 +164,7 @@ impl Client {
     /// # Errors
     /// [`ClientError`]; a blob that is not an SSH public key is [`ClientError::BadAnswer`].
     pub async fn certificate_authority(&mut self, key: &str) -> Result<KeyData, ClientError> {
-        let request = self.request(GetCertificateAuthorityRequest {
-            provider: self.provider.into(),
-            kms_key_id: key.to_owned(),
-        });
+        let request = self.request(GetCertificateAuthorityRequest::new(self.provider, key));
         let answer = self
             .inner
             .get_certificate_authority(request)
@@ -194,11 +204,7 @@ impl Client {
         let payload = csr
             .to_proto()
             .map_err(|e| ClientError::Options(format!("the request: {e}")))?;
-        let request = self.request(SignCertificateRequest {
-            provider: self.provider.into(),
-            kms_key_id: key.to_owned(),
-            signing_request_payload: payload,
-        });
+        let request = self.request(SignCertificateRequest::new(self.provider, key, payload));
         let answer = self.inner.sign_certificate(request).await?.into_inner();
         let certificate = Certificate::from_bytes(&answer.certificate)
             .map_err(|e| ClientError::BadAnswer(format!("certificate: {e}")))?;

@@ -404,20 +404,42 @@ impl Config {
             }
         }
         let callers: Vec<CallerConfig> = self.caller.iter().map(|c| c.get_ref().clone()).collect();
-        crate::auth::Authenticator::new(&callers, &self.oidc)
-            .map_err(|e| self.invalid(text, 0..0, "caller", e.to_string()))?;
+        crate::auth::Authenticator::new(&callers, &self.oidc).map_err(|e| {
+            self.invalid(text, span_of(text, "[[caller]]"), "caller", e.to_string())
+        })?;
+        let mut durations = Vec::new();
         for (key, value) in [
-            ("limits.request_timeout", &self.limits.request_timeout),
-            ("limits.shutdown_grace", &self.limits.shutdown_grace),
+            ("request_timeout", &self.limits.request_timeout),
+            ("shutdown_grace", &self.limits.shutdown_grace),
         ] {
-            parse_duration(value).map_err(|m| self.invalid(text, 0..0, key, m))?;
+            durations.push(parse_duration(value).map_err(|m| {
+                self.invalid(text, span_of(text, key), &format!("limits.{key}"), m)
+            })?);
+        }
+        // A request can then never outlive the grace period: the stop is a bound, not a
+        // wish (tonic runs connections as tasks of their own, which a stop cannot cut).
+        if durations[0] > durations[1] {
+            return Err(self.invalid(
+                text,
+                span_of(text, "request_timeout"),
+                "limits.request_timeout",
+                format!(
+                    "{} is longer than limits.shutdown_grace ({}): a request could outlive the stop",
+                    self.limits.request_timeout, self.limits.shutdown_grace
+                ),
+            ));
         }
         if self.limits.max_concurrent_requests == 0
             || self.limits.max_concurrent_per_connection == 0
             || self.limits.caller_requests_per_second == 0
             || self.limits.caller_burst == 0
         {
-            return Err(self.invalid(text, 0..0, "limits", "every limit must be at least 1"));
+            return Err(self.invalid(
+                text,
+                span_of(text, "[limits]"),
+                "limits",
+                "every limit must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -540,6 +562,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("`{text}`: unknown unit `{unit}` (ms, s, m, h)")),
     };
     Ok(duration)
+}
+
+/// Where `needle` first appears (for values toml gives no span for); the start otherwise.
+fn span_of(text: &str, needle: &str) -> std::ops::Range<usize> {
+    text.find(needle).map_or(0..0, |at| at..at + needle.len())
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -81,8 +81,10 @@ pub enum ServerError {
     /// The gRPC server failed.
     #[error("serving: {0}")]
     Serve(#[from] tonic::transport::Error),
-    /// Requests were still running when the shutdown grace period ended.
-    #[error("requests still running {0:?} after the shutdown signal; stopped them")]
+    /// Connections were still open when the shutdown grace period ended (the
+    /// configuration keeps requests shorter than the grace period, so these were idle or
+    /// stalled); the service stopped waiting for them.
+    #[error("connections still open {0:?} after the shutdown signal; stopped waiting for them")]
     ShutdownTimeout(Duration),
 }
 

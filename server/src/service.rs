@@ -188,6 +188,9 @@ impl SignerService {
     ) -> Result<CloudCertificateSigningResponse, Refused> {
         let identity = self.identify(&request).await?;
         let message = request.into_inner();
+        if let Some(error) = message.wire_error {
+            return Err(malformed(&identity, error));
+        }
         let (ca, policy) = self.route(&identity, message.provider, &message.kms_key_id)?;
         let refuse = |status: Status, rule: &'static str| Refused {
             status,
@@ -276,6 +279,16 @@ impl SignerService {
     }
 }
 
+/// A request whose bytes broke the message layout (the strict decoder's finding).
+fn malformed(identity: &Identity, error: String) -> Refused {
+    Refused {
+        status: Status::invalid_argument(error),
+        rule: "request",
+        caller: identity.caller.clone(),
+        ca_key: None,
+    }
+}
+
 /// The gRPC status for a failure to issue: the caller's fault, the KMS's, or ours.
 fn signing_status(error: &kmssh_pki::Error) -> Status {
     match error {
@@ -320,6 +333,9 @@ impl Signer for Arc<SignerService> {
         let found = async {
             let identity = self.identify(&request).await?;
             let message = request.get_ref();
+            if let Some(error) = &message.wire_error {
+                return Err(malformed(&identity, error.clone()));
+            }
             let (ca, _) = self.route(&identity, message.provider, &message.kms_key_id)?;
             let mut blob = Vec::new();
             kmssh_pki::ssh_key::encoding::Encode::encode(&ca.public_key, &mut blob)

@@ -11,6 +11,7 @@ use kmssh_pki::csr::CSR_LAYOUT;
 use kmssh_pki::protobuf::{FieldSpec, WireType, check_message, field};
 use prost::Message;
 use prost::bytes::Buf as _;
+use prost::encoding;
 use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::ProstEncoder;
@@ -25,24 +26,149 @@ pub mod proto {
         include_bytes!(concat!(env!("OUT_DIR"), "/ssh_cert_descriptor.bin"));
 }
 
-pub use proto::{
-    CloudCertificateSigningResponse, CloudProvider, GetCertificateAuthorityRequest,
-    GetCertificateAuthorityResponse,
-};
+pub use proto::{CloudCertificateSigningResponse, CloudProvider, GetCertificateAuthorityResponse};
 
 /// `ssh_cert.CloudCertificateSigningRequest`, with the CSR kept as its encoded bytes so
 /// that kmssh-pki's strict decoder, not prost, reads it.
-#[derive(Clone, PartialEq, Message)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SignCertificateRequest {
     /// `CloudProvider` (AWS = 0, AZURE = 1, GCP = 2).
-    #[prost(enumeration = "CloudProvider", tag = "1")]
     pub provider: i32,
     /// The key name (or provider key id) to sign with.
-    #[prost(string, tag = "2")]
     pub kms_key_id: String,
     /// The encoded `ssh_cert.CSR` message.
-    #[prost(bytes = "vec", tag = "3")]
     pub signing_request_payload: Vec<u8>,
+    /// Set by the server's decoder when the message broke its layout: the service
+    /// refuses it after authenticating the caller, so the refusal is recorded with them.
+    pub wire_error: Option<String>,
+}
+
+impl SignCertificateRequest {
+    /// A request for `kms_key_id` under `provider` with an encoded CSR.
+    #[must_use]
+    pub fn new(provider: CloudProvider, kms_key_id: &str, payload: Vec<u8>) -> Self {
+        Self {
+            provider: provider.into(),
+            kms_key_id: kms_key_id.to_owned(),
+            signing_request_payload: payload,
+            wire_error: None,
+        }
+    }
+}
+
+/// `ssh_cert.GetCertificateAuthorityRequest`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GetCertificateAuthorityRequest {
+    /// `CloudProvider` (AWS = 0, AZURE = 1, GCP = 2).
+    pub provider: i32,
+    /// The key name (or provider key id).
+    pub kms_key_id: String,
+    /// As [`SignCertificateRequest::wire_error`].
+    pub wire_error: Option<String>,
+}
+
+impl GetCertificateAuthorityRequest {
+    /// A request for the CA key `kms_key_id` under `provider`.
+    #[must_use]
+    pub fn new(provider: CloudProvider, kms_key_id: &str) -> Self {
+        Self {
+            provider: provider.into(),
+            kms_key_id: kms_key_id.to_owned(),
+            wire_error: None,
+        }
+    }
+}
+
+// Written out rather than derived: prost's derive has no field outside the wire, and
+// `wire_error` must not be one.
+impl Message for SignCertificateRequest {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        if self.provider != 0 {
+            encoding::int32::encode(1, &self.provider, buf);
+        }
+        if !self.kms_key_id.is_empty() {
+            encoding::string::encode(2, &self.kms_key_id, buf);
+        }
+        if !self.signing_request_payload.is_empty() {
+            encoding::bytes::encode(3, &self.signing_request_payload, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        match tag {
+            1 => encoding::int32::merge(wire_type, &mut self.provider, buf, ctx),
+            2 => encoding::string::merge(wire_type, &mut self.kms_key_id, buf, ctx),
+            3 => encoding::bytes::merge(wire_type, &mut self.signing_request_payload, buf, ctx),
+            _ => encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        (if self.provider == 0 {
+            0
+        } else {
+            encoding::int32::encoded_len(1, &self.provider)
+        }) + (if self.kms_key_id.is_empty() {
+            0
+        } else {
+            encoding::string::encoded_len(2, &self.kms_key_id)
+        }) + (if self.signing_request_payload.is_empty() {
+            0
+        } else {
+            encoding::bytes::encoded_len(3, &self.signing_request_payload)
+        })
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+impl Message for GetCertificateAuthorityRequest {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        if self.provider != 0 {
+            encoding::int32::encode(1, &self.provider, buf);
+        }
+        if !self.kms_key_id.is_empty() {
+            encoding::string::encode(2, &self.kms_key_id, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        match tag {
+            1 => encoding::int32::merge(wire_type, &mut self.provider, buf, ctx),
+            2 => encoding::string::merge(wire_type, &mut self.kms_key_id, buf, ctx),
+            _ => encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        (if self.provider == 0 {
+            0
+        } else {
+            encoding::int32::encoded_len(1, &self.provider)
+        }) + (if self.kms_key_id.is_empty() {
+            0
+        } else {
+            encoding::string::encoded_len(2, &self.kms_key_id)
+        })
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
 }
 
 /// A message with a known layout, checked before prost decodes it.
@@ -51,6 +177,13 @@ pub trait StrictMessage: Message + Default {
     const NAME: &'static str;
     /// Its fields.
     const LAYOUT: &'static [FieldSpec];
+
+    /// What a message that breaks its layout becomes: requests carry the error on to the
+    /// service (which refuses them once it knows the caller, so the refusal is recorded);
+    /// answers have no such form and fail to decode.
+    fn broken(_error: String) -> Option<Self> {
+        None
+    }
 }
 
 const PROVIDER_AND_KEY: [FieldSpec; 2] = [
@@ -60,6 +193,12 @@ const PROVIDER_AND_KEY: [FieldSpec; 2] = [
 
 impl StrictMessage for SignCertificateRequest {
     const NAME: &'static str = "CloudCertificateSigningRequest";
+    fn broken(error: String) -> Option<Self> {
+        Some(Self {
+            wire_error: Some(error),
+            ..Self::default()
+        })
+    }
     const LAYOUT: &'static [FieldSpec] = &[
         PROVIDER_AND_KEY[0],
         PROVIDER_AND_KEY[1],
@@ -75,6 +214,12 @@ impl StrictMessage for SignCertificateRequest {
 
 impl StrictMessage for GetCertificateAuthorityRequest {
     const NAME: &'static str = "GetCertificateAuthorityRequest";
+    fn broken(error: String) -> Option<Self> {
+        Some(Self {
+            wire_error: Some(error),
+            ..Self::default()
+        })
+    }
     const LAYOUT: &'static [FieldSpec] = &PROVIDER_AND_KEY;
 }
 
@@ -133,7 +278,12 @@ impl<U: StrictMessage> Decoder for StrictDecoder<U> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         let bytes = buf.copy_to_bytes(buf.remaining());
-        decode_strict(&bytes).map(Some)
+        match decode_strict(&bytes) {
+            Ok(message) => Ok(Some(message)),
+            Err(status) => U::broken(status.message().to_owned())
+                .map(Some)
+                .ok_or(status),
+        }
     }
 }
 

@@ -373,11 +373,7 @@ async fn malformed_oversized_and_unknown_field_requests_are_invalid_and_the_serv
     csr_with_unknown.extend_from_slice(&[0xa8, 0x01, 0x01]); // field 21, varint 1
     let status = raw_call(
         running.address,
-        SignCertificateRequest {
-            provider: 0,
-            kms_key_id: "user-ca".into(),
-            signing_request_payload: csr_with_unknown,
-        },
+        SignCertificateRequest::new(CloudProvider::Aws, "user-ca", csr_with_unknown),
     )
     .await
     .expect_err("unknown CSR field");
@@ -389,11 +385,7 @@ async fn malformed_oversized_and_unknown_field_requests_are_invalid_and_the_serv
 
     let status = raw_call(
         running.address,
-        SignCertificateRequest {
-            provider: 0,
-            kms_key_id: "user-ca".into(),
-            signing_request_payload: vec![0x0a, 0x7f, 0x01],
-        },
+        SignCertificateRequest::new(CloudProvider::Aws, "user-ca", vec![0x0a, 0x7f, 0x01]),
     )
     .await
     .expect_err("garbage CSR");
@@ -403,11 +395,11 @@ async fn malformed_oversized_and_unknown_field_requests_are_invalid_and_the_serv
     big.key_id = "k".repeat(6000);
     let status = raw_call(
         running.address,
-        SignCertificateRequest {
-            provider: 0,
-            kms_key_id: "user-ca".into(),
-            signing_request_payload: big.to_proto().expect("encode"),
-        },
+        SignCertificateRequest::new(
+            CloudProvider::Aws,
+            "user-ca",
+            big.to_proto().expect("encode"),
+        ),
     )
     .await
     .expect_err("oversized");
@@ -417,16 +409,34 @@ async fn malformed_oversized_and_unknown_field_requests_are_invalid_and_the_serv
     // Still serving.
     let answer = raw_call(
         running.address,
-        SignCertificateRequest {
-            provider: 0,
-            kms_key_id: "user-ca".into(),
-            signing_request_payload: good,
-        },
+        SignCertificateRequest::new(CloudProvider::Aws, "user-ca", good),
     )
     .await
     .expect("a good request after the bad ones");
     assert_eq!(answer.certificate_type, "ssh-ed25519-cert-v01@openssh.com");
     running.stop().await.expect("stop");
+
+    // Each refusal is recorded with the caller who sent it and the rule.
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit");
+    let refusals: Vec<(String, String)> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .filter(|v| v["event"] == "refused")
+        .map(|v| {
+            (
+                v["caller"].as_str().unwrap_or_default().to_owned(),
+                v["rule"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("alice", "request"),
+        ("alice", "request"),
+        ("alice", "request"),
+        ("alice", "request_size"),
+    ]
+    .map(|(c, r)| (c.to_owned(), r.to_owned()));
+    assert_eq!(refusals, expected, "{audit}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,10 +462,10 @@ async fn health_and_reflection_answer() {
     );
     // The generated client is usable too, with the strict codec on its answers.
     let mut signer = SignerClient::new(channel);
-    let mut request = tonic::Request::new(kmssh_server::wire::GetCertificateAuthorityRequest {
-        provider: 0,
-        kms_key_id: "user-ca".into(),
-    });
+    let mut request = tonic::Request::new(kmssh_server::wire::GetCertificateAuthorityRequest::new(
+        CloudProvider::Aws,
+        "user-ca",
+    ));
     request.metadata_mut().insert(
         "authorization",
         format!("Bearer {ALICE}").parse().expect("header"),
