@@ -1,5 +1,9 @@
 //! The command line: what each command takes. Parsing only; the work is in `commands`.
 
+// The doc comments here are clap's `--help` text, shown verbatim: `[ledger]` is a TOML
+// section and URLs are examples, not rustdoc links.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -108,12 +108,11 @@ fn origin<T>(request: &Request<T>) -> Origin {
 
 impl SignerService {
     async fn identify<T>(&self, request: &Request<T>) -> Result<Identity, Refused> {
-        let certificates: Option<Vec<Vec<u8>>> = request
-            .peer_certs()
-            .map(|chain| chain.iter().map(|c| c.as_ref().to_vec()).collect());
+        let chain = request.peer_certs();
+        let leaf = chain.as_deref().and_then(|c| c.first()).map(AsRef::as_ref);
         let identity = self
             .authenticator
-            .authenticate(request.metadata(), certificates.as_deref())
+            .authenticate_leaf(request.metadata(), leaf)
             .await
             .map_err(|e| Refused::new(Status::unauthenticated(e.to_string()), "authentication"))?;
         if !self.rate.check(&identity.caller) {

@@ -460,6 +460,34 @@ async fn health_and_reflection_answer() {
         status.status(),
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
+    // Reflection lists the contract, so grpcurl and friends can call it without the .proto.
+    {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+        let mut reflection = ServerReflectionClient::new(channel.clone());
+        let ask = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers = reflection
+            .server_reflection_info(tokio_stream_once(ask))
+            .await
+            .expect("reflection")
+            .into_inner();
+        let answer = answers
+            .message()
+            .await
+            .expect("answer")
+            .expect("one answer");
+        let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+            panic!("not a service list: {answer:?}");
+        };
+        let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+        assert!(names.contains(&"ssh_cert.Signer"), "{names:?}");
+        assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    }
     // The generated client is usable too, with the strict codec on its answers.
     let mut signer = SignerClient::new(channel);
     let mut request = tonic::Request::new(kmssh_server::wire::GetCertificateAuthorityRequest::new(
@@ -511,4 +539,11 @@ async fn bad_configurations_are_refused_with_the_line() {
         .to_string();
     assert!(error.contains("unknown field `unknown_key`"), "{error}");
     let _ = Duration::ZERO;
+}
+
+/// A request stream of one message.
+fn tokio_stream_once<T: Send + 'static>(
+    item: T,
+) -> impl tonic::codegen::tokio_stream::Stream<Item = T> + Send + 'static {
+    tonic::codegen::tokio_stream::iter([item])
 }

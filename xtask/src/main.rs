@@ -44,9 +44,12 @@ fn cargo() -> Command {
 
 fn run(step: &str, command: &mut Command) -> Result<(), String> {
     eprintln!("==> {step}: {command:?}");
+    let started = std::time::Instant::now();
     let status = command
         .status()
         .map_err(|e| format!("{step}: cannot start: {e}"))?;
+    // Each step's wall time, so the CI budget can be watched step by step.
+    eprintln!("<== {step}: {:.0} s", started.elapsed().as_secs_f64());
     if status.success() {
         Ok(())
     } else {

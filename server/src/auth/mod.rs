@@ -229,6 +229,22 @@ impl Authenticator {
         metadata: &MetadataMap,
         peer_certificates: Option<&[Vec<u8>]>,
     ) -> Result<Identity, AuthError> {
+        let leaf = peer_certificates
+            .and_then(|chain| chain.first())
+            .map(Vec::as_slice);
+        self.authenticate_leaf(metadata, leaf).await
+    }
+
+    /// As [`Authenticator::authenticate`], given only the leaf certificate (what the
+    /// service has without copying the chain).
+    ///
+    /// # Errors
+    /// As [`Authenticator::authenticate`].
+    pub async fn authenticate_leaf(
+        &self,
+        metadata: &MetadataMap,
+        leaf_certificate: Option<&[u8]>,
+    ) -> Result<Identity, AuthError> {
         if let Some(token) = bearer_token(metadata)? {
             if let Some(oidc) = &self.oidc
                 && looks_like_jwt(token)
@@ -237,9 +253,9 @@ impl Authenticator {
             }
             return self.tokens.authenticate(token);
         }
-        match peer_certificates {
-            Some([leaf, ..]) => self.mtls.authenticate(leaf),
-            _ => Err(AuthError::Missing),
+        match leaf_certificate {
+            Some(leaf) => self.mtls.authenticate(leaf),
+            None => Err(AuthError::Missing),
         }
     }
 }

@@ -33,9 +33,21 @@ struct MtlsCaller {
     san: Option<String>,
 }
 
-/// The callers that authenticate with a client certificate, in configuration order.
+/// The callers that authenticate with a client certificate, in configuration order, and
+/// the identities already worked out for leaf certificates seen before.
 #[derive(Default)]
-pub(super) struct MtlsCallers(Vec<MtlsCaller>);
+pub(super) struct MtlsCallers(Vec<MtlsCaller>, IdentityCache);
+
+/// Identities by the SHA-256 of the leaf certificate: a client presents the same leaf on
+/// every request of a connection, and parsing it and printing its subject cost more than
+/// the rest of authentication. Sound because the TLS layer verifies the chain (validity
+/// included) on every handshake, and the mapping from a certificate to a caller depends
+/// only on the certificate and the configuration.
+#[derive(Default)]
+struct IdentityCache(std::sync::Mutex<std::collections::HashMap<[u8; 32], Identity>>);
+
+/// Distinct leaf certificates remembered; the cache starts over when full.
+const CACHED_LEAVES: usize = 4096;
 
 /// What a leaf certificate says about its holder.
 struct Presented {
@@ -89,6 +101,23 @@ impl MtlsCallers {
     }
 
     pub(super) fn authenticate(&self, leaf: &[u8]) -> Result<Identity, AuthError> {
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(leaf).into();
+        let cache = &self.1.0;
+        if let Some(identity) = cache.lock().ok().and_then(|c| c.get(&digest).cloned()) {
+            return Ok(identity);
+        }
+        let identity = self.identify(leaf)?;
+        if let Ok(mut cache) = cache.lock() {
+            if cache.len() >= CACHED_LEAVES {
+                cache.clear();
+            }
+            cache.insert(digest, identity.clone());
+        }
+        Ok(identity)
+    }
+
+    fn identify(&self, leaf: &[u8]) -> Result<Identity, AuthError> {
         let presented = Presented::parse(leaf)?;
         let known = self
             .0

@@ -238,6 +238,9 @@ impl Pool {
             source: Arc::new(e),
         };
         if url.starts_with("sqlite:") {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                return Err(LedgerError::InMemory(redact(url)));
+            }
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(open_error)?
                 .create_if_missing(true)

@@ -129,6 +129,10 @@ pub enum LedgerError {
     /// The URL names no supported engine.
     #[error("unsupported ledger URL `{0}`: expected sqlite:PATH or postgres://…")]
     UnsupportedUrl(String),
+    /// An in-memory SQLite database: it forgets every certificate when the process ends
+    /// (and its shared cache locks whole tables under load).
+    #[error("ledger URL `{0}` is in memory: a ledger must outlive the service (use sqlite:PATH)")]
+    InMemory(String),
     /// The database could not be opened or reached.
     #[error("cannot open the ledger at {url}: {source}")]
     Open {
