@@ -28,8 +28,6 @@ use crate::wire::{
 
 /// A CA key the service signs with.
 pub struct CaKey {
-    /// The configured name.
-    pub name: String,
     /// The key.
     pub key: Arc<dyn KmsKey>,
     /// Its SSH public key.
@@ -47,12 +45,17 @@ impl CaKey {
         let public_key = ssh_public_key(key.public_key());
         let fingerprint = public_key.fingerprint(HashAlg::Sha256).to_string();
         Self {
-            name: route.name.clone(),
             key,
             public_key,
             fingerprint,
             route,
         }
+    }
+
+    /// The configured name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.route.name
     }
 }
 
@@ -141,12 +144,12 @@ impl SignerService {
         let policy = self.policies.get(&identity.policy);
         let provider = CloudProvider::try_from(provider).ok();
         let found = self.keys.iter().find(|k| {
-            k.name == key_id
+            k.name() == key_id
                 || (k.route.ids.iter().any(|id| id == key_id)
                     && (k.route.provider.is_none() || k.route.provider == provider))
         });
         match (found, policy) {
-            (Some(key), Some(policy)) if policy.allows_key(&key.name) => Ok((key, policy)),
+            (Some(key), Some(policy)) if policy.allows_key(key.name()) => Ok((key, policy)),
             _ => Err(Refused {
                 status: Status::permission_denied(format!(
                     "key `{key_id}` ({}) is not granted to caller `{}`",
@@ -195,13 +198,13 @@ impl SignerService {
             status,
             rule,
             caller: identity.caller.clone(),
-            ca_key: Some(ca.name.clone()),
+            ca_key: Some(ca.name().to_owned()),
         };
-        if message.encoded_len() > self.max_request_bytes {
+        let request_bytes = message.encoded_len();
+        if request_bytes > self.max_request_bytes {
             return Err(refuse(
                 Status::invalid_argument(format!(
-                    "the request is {} bytes, over the {}-byte limit",
-                    message.encoded_len(),
+                    "the request is {request_bytes} bytes, over the {}-byte limit",
                     self.max_request_bytes
                 )),
                 "request_size",
@@ -217,7 +220,7 @@ impl SignerService {
         )?;
         let now = unix_now();
         let decision = policy
-            .evaluate(&identity, &ca.name, &csr, now)
+            .evaluate(&identity, ca.name(), &csr, now)
             .map_err(|r| refuse(Status::permission_denied(r.to_string()), r.rule))?;
         let mut params: CertificateParameters = decision.parameters;
         let serial = match decision.serial_requested {
@@ -248,7 +251,7 @@ impl SignerService {
         let fields = certificate.as_ssh_key();
         let record = IssuedRecord {
             serial,
-            ca_key: ca.name.clone(),
+            ca_key: ca.name().to_owned(),
             ca_fingerprint: ca.fingerprint.clone(),
             key_id: fields.key_id().to_owned(),
             principals: fields.valid_principals().to_vec(),
@@ -270,7 +273,7 @@ impl SignerService {
         if let Some(Err(e)) = self.audit.as_ref().map(|audit| audit.issued(&record)) {
             tracing::error!("audit log: {e}");
         }
-        tracing::info!(request_id = %origin.request_id, caller = %identity.caller, key = %ca.name, serial, clamped = decision.clamped, "issued");
+        tracing::info!(request_id = %origin.request_id, caller = %identity.caller, key = %ca.name(), serial, clamped = decision.clamped, "issued");
         Ok(CloudCertificateSigningResponse {
             certificate_type: fields.algorithm().to_certificate_type().to_owned(),
             certificate: certificate.as_bytes().to_vec(),

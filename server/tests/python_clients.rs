@@ -18,60 +18,12 @@ use kmssh_pki::ssh_key::public::KeyData;
 use kmssh_pki::{Certificate, CertificateType, VerifyOptions};
 use kmssh_server::ledger::{Ledger, LedgerFilter};
 use serde_json::Value;
-use server::{Running, token_hash};
+use server::{ALICE, CI, HOST_ALIAS, Running, SUBJECT, subject, two_callers_config};
 
-const ALICE: &str = "alice-token-0123456789";
-const CI: &str = "ci-token-9876543210";
-const SUBJECT: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
-const HOST_ALIAS: &str = "arn:aws:kms:eu-west-1:111122223333:alias/host-ca";
 /// Bound on one Python client run (interpreter start, grpc import, a few calls).
 const PYTHON_TIMEOUT: Duration = Duration::from_secs(90);
 /// Bound on one `ssh-keygen` run.
 const SSH_KEYGEN_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn config(dir: &Path) -> String {
-    let dir = dir.display();
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-
-[keys]
-user-ca = "local:ephemeral?type=ecdsa"
-host-ca = {{ uri = "local:ephemeral?type=ed25519", provider = "aws", aliases = ["{HOST_ALIAS}"] }}
-
-[ledger]
-url = "sqlite:{dir}/ledger.db"
-
-[audit]
-path = "{dir}/audit.jsonl"
-
-[[caller]]
-name = "alice"
-policy = "developers"
-token_sha256 = "{alice}"
-
-[[caller]]
-name = "ci"
-policy = "hosts"
-token_sha256 = "{ci}"
-
-[policy.developers]
-keys = ["user-ca"]
-certificate_types = ["user"]
-principals = ["dev-*", "{{caller}}"]
-max_validity = "8h"
-
-[policy.hosts]
-keys = ["host-ca"]
-certificate_types = ["host"]
-principals = ["*.example.com"]
-max_validity = "7d"
-"#,
-        alice = token_hash(ALICE),
-        ci = token_hash(CI),
-    )
-}
 
 /// Generated stubs (`rpc_pb2`, `rpc_pb2_grpc`, `csr_pb2`) and a client on them: the CA, then a
 /// user certificate, printed as one JSON object of OpenSSH lines.
@@ -299,12 +251,7 @@ fn judge(
     let certificate = Certificate::from_openssh(cert_line).expect("parse the certificate");
     let fields = certificate.as_ssh_key();
     assert_eq!(fields.valid_principals(), principals);
-    assert_eq!(
-        fields.public_key(),
-        PublicKey::from_openssh(SUBJECT)
-            .expect("subject")
-            .key_data()
-    );
+    assert_eq!(fields.public_key(), &subject());
     certificate
         .verify(
             &ca,
@@ -349,7 +296,7 @@ async fn python_client_on_stubs_generated_from_the_proto_gets_a_certificate() {
         assert!(stubs.join(stub).is_file(), "{stub} generated");
     }
 
-    let running = Running::start(dir.path(), &config(dir.path())).await;
+    let running = Running::start(dir.path(), &two_callers_config(dir.path(), "")).await;
     let address = running.address.to_string();
     let answers = run_script(
         &python,
@@ -394,7 +341,7 @@ async fn python_client_on_stubs_generated_from_the_proto_gets_a_certificate() {
 async fn paramiko_cloud_2_0_0_shipped_stubs_and_csr_get_user_and_host_certificates() {
     let python = python().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = Running::start(dir.path(), &config(dir.path())).await;
+    let running = Running::start(dir.path(), &two_callers_config(dir.path(), "")).await;
     let address = running.address.to_string();
     let answers = run_script(
         &python,
@@ -460,7 +407,7 @@ async fn paramiko_cloud_2_0_0_shipped_stubs_and_csr_get_user_and_host_certificat
 async fn python_client_refusals_are_unauthenticated_and_invalid_argument() {
     let python = python().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = Running::start(dir.path(), &config(dir.path())).await;
+    let running = Running::start(dir.path(), &two_callers_config(dir.path(), "")).await;
     let address = running.address.to_string();
     let answers = run_script(
         &python,

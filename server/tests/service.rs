@@ -4,77 +4,19 @@
 #[path = "support/server.rs"]
 mod server;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use kmssh_backend_local as _;
 use kmssh_pki::csr::CertificateSigningRequest;
-use kmssh_pki::ssh_key::PublicKey;
 use kmssh_pki::{CertificateType, unix_now};
 use kmssh_server::ledger::{Ledger, LedgerFilter};
 use kmssh_server::wire::proto::signer_client::SignerClient;
 use kmssh_server::wire::{CloudCertificateSigningResponse, CloudProvider, SignCertificateRequest};
 use kmssh_server::{Client, ClientError, ClientOptions};
 use prost::Message;
-use server::{Running, token_hash};
+use server::{ALICE, CI, Running, subject, two_callers_config};
 use tonic::Code;
-
-const ALICE: &str = "alice-token-0123456789";
-const CI: &str = "ci-token-9876543210";
-const SUBJECT: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
-
-fn config(dir: &Path, extra: &str) -> String {
-    let dir = dir.display();
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-
-[keys]
-user-ca = "local:ephemeral?type=ecdsa"
-host-ca = {{ uri = "local:ephemeral?type=ed25519", provider = "aws", aliases = ["arn:aws:kms:eu-west-1:111122223333:alias/host-ca"] }}
-
-[ledger]
-url = "sqlite:{dir}/ledger.db"
-
-[audit]
-path = "{dir}/audit.jsonl"
-
-[[caller]]
-name = "alice"
-policy = "developers"
-token_sha256 = "{alice}"
-
-[[caller]]
-name = "ci"
-policy = "hosts"
-token_sha256 = "{ci}"
-
-[policy.developers]
-keys = ["user-ca"]
-certificate_types = ["user"]
-principals = ["dev-*", "{{caller}}"]
-max_validity = "8h"
-
-[policy.hosts]
-keys = ["host-ca"]
-certificate_types = ["host"]
-principals = ["*.example.com"]
-max_validity = "7d"
-{extra}
-"#,
-        alice = token_hash(ALICE),
-        ci = token_hash(CI),
-    )
-}
-
-fn subject() -> kmssh_pki::ssh_key::public::KeyData {
-    PublicKey::from_openssh(SUBJECT)
-        .expect("key")
-        .key_data()
-        .clone()
-}
 
 fn user_request(principals: &[&str], hours: u64) -> CertificateSigningRequest {
     let now = unix_now();
@@ -101,7 +43,7 @@ fn refused(result: Result<impl std::fmt::Debug, ClientError>) -> (Code, String) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_granted_caller_gets_a_certificate_ssh_keygen_lists_and_the_ledger_holds() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = Running::start(dir.path(), &config(dir.path(), "")).await;
+    let running = Running::start(dir.path(), &two_callers_config(dir.path(), "")).await;
     let mut client = running.client(Some(ALICE)).await;
     let ca = client.certificate_authority("user-ca").await.expect("CA");
     let certificate = client
@@ -174,7 +116,7 @@ async fn a_granted_caller_gets_a_certificate_ssh_keygen_lists_and_the_ledger_hol
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_and_ungranted_callers_are_refused_and_recorded() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = Running::start(dir.path(), &config(dir.path(), "")).await;
+    let running = Running::start(dir.path(), &two_callers_config(dir.path(), "")).await;
     let request = user_request(&["alice"], 1);
 
     let (code, message) = refused(
@@ -229,7 +171,7 @@ async fn unauthenticated_and_ungranted_callers_are_refused_and_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_refusals_name_the_rule_and_validity_is_clamped_only_when_unrequested() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = Running::start(dir.path(), &config(dir.path(), "")).await;
+    let running = Running::start(dir.path(), &two_callers_config(dir.path(), "")).await;
     let mut alice = running.client(Some(ALICE)).await;
     let ca = alice.certificate_authority("user-ca").await.expect("CA");
 
@@ -283,7 +225,7 @@ async fn policy_refusals_name_the_rule_and_validity_is_clamped_only_when_unreque
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paramiko_cloud_clients_name_a_key_by_provider_id_with_the_right_provider() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = Running::start(dir.path(), &config(dir.path(), "")).await;
+    let running = Running::start(dir.path(), &two_callers_config(dir.path(), "")).await;
     let alias = "arn:aws:kms:eu-west-1:111122223333:alias/host-ca";
     let mut host = user_request(&["web-01.example.com"], 24);
     host.cert_type = CertificateType::Host;
@@ -349,7 +291,7 @@ async fn malformed_oversized_and_unknown_field_requests_are_invalid_and_the_serv
     let dir = tempfile::tempdir().expect("tempdir");
     let running = Running::start(
         dir.path(),
-        &config(dir.path(), "[limits]\nmax_request_bytes = 4096\n"),
+        &two_callers_config(dir.path(), "[limits]\nmax_request_bytes = 4096\n"),
     )
     .await;
     let good = user_request(&["alice"], 1).to_proto().expect("encode");
@@ -442,7 +384,7 @@ async fn malformed_oversized_and_unknown_field_requests_are_invalid_and_the_serv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_reflection_answer() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = Running::start(dir.path(), &config(dir.path(), "")).await;
+    let running = Running::start(dir.path(), &two_callers_config(dir.path(), "")).await;
     let channel = tonic::transport::Endpoint::from_shared(running.url())
         .expect("endpoint")
         .connect()
@@ -510,7 +452,8 @@ async fn health_and_reflection_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_configurations_are_refused_with_the_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = config(dir.path(), "").replace("policy = \"hosts\"", "policy = \"nope\"");
+    let text =
+        two_callers_config(dir.path(), "").replace("policy = \"hosts\"", "policy = \"nope\"");
     let error = Running::try_start(dir.path(), &text)
         .await
         .err()
@@ -523,7 +466,8 @@ async fn bad_configurations_are_refused_with_the_line() {
         .expect("line");
     assert!(error.contains(&format!("kmssh.toml:{}:", line)), "{error}");
 
-    let text = config(dir.path(), "").replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\"");
+    let text = two_callers_config(dir.path(), "")
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\"");
     let error = Running::try_start(dir.path(), &text)
         .await
         .err()
@@ -531,7 +475,7 @@ async fn bad_configurations_are_refused_with_the_line() {
         .to_string();
     assert!(error.contains("not a loopback address"), "{error}");
 
-    let text = config(dir.path(), "unknown_key = 1\n");
+    let text = two_callers_config(dir.path(), "unknown_key = 1\n");
     let error = Running::try_start(dir.path(), &text)
         .await
         .err()

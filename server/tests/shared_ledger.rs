@@ -15,17 +15,13 @@ use std::time::{Duration, Instant};
 use kmssh_backend_local as _;
 use kmssh_core::{Curve, KeySpec, KeyUri};
 use kmssh_pki::csr::CertificateSigningRequest;
-use kmssh_pki::ssh_key::PublicKey;
-use kmssh_pki::ssh_key::public::KeyData;
 use kmssh_pki::{CertificateType, unix_now};
 use kmssh_server::ledger::{Ledger, LedgerFilter};
 use postgres::Postgres;
 use serde_json::Value;
-use server::{Running, token_hash};
+use server::{Running, subject, token_hash};
 
 const TOKEN: &str = "fleet-token-0123456789";
-const SUBJECT: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
 /// Bound on the whole issuing phase of one test.
 const ISSUE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -61,13 +57,6 @@ caller_burst = 1000000
 "#,
         token = token_hash(TOKEN),
     )
-}
-
-fn subject() -> KeyData {
-    PublicKey::from_openssh(SUBJECT)
-        .expect("key")
-        .key_data()
-        .clone()
 }
 
 fn request(n: usize) -> CertificateSigningRequest {

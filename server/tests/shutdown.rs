@@ -13,18 +13,15 @@ use std::time::{Duration, Instant};
 
 use kmssh_backend_local as _;
 use kmssh_pki::csr::CertificateSigningRequest;
-use kmssh_pki::ssh_key::PublicKey;
 use kmssh_pki::{CertificateType, unix_now};
 use kmssh_server::ledger::Ledger;
 use kmssh_server::wire::proto::signer_client::SignerClient;
 use kmssh_server::wire::{CloudCertificateSigningResponse, CloudProvider, SignCertificateRequest};
-use server::{Running, token_hash};
+use server::{Running, subject, token_hash};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
 const TOKEN: &str = "fleet-token-0123456789";
-const SUBJECT: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
 /// Bound on one request, far above what a request takes: a request reaching it hangs.
 const REQUEST_BOUND: Duration = Duration::from_secs(30);
 
@@ -74,10 +71,7 @@ fn sign_request(n: usize) -> tonic::Request<SignCertificateRequest> {
         principals: vec![format!("node-{n}")],
         valid_after: now,
         valid_before: now + 600,
-        public_key: PublicKey::from_openssh(SUBJECT)
-            .expect("key")
-            .key_data()
-            .clone(),
+        public_key: subject(),
     };
     let mut request = tonic::Request::new(SignCertificateRequest::new(
         CloudProvider::Aws,

@@ -13,18 +13,14 @@ use std::time::Duration;
 
 use kmssh_backend_local as _;
 use kmssh_pki::csr::CertificateSigningRequest;
-use kmssh_pki::ssh_key::PublicKey;
 use kmssh_pki::{CertificateType, unix_now};
 use kmssh_server::ledger::{Ledger, LedgerFilter, RefusalFilter};
 use kmssh_server::{Client, ClientError, ClientOptions};
 use oidc_support::{IssuerServer, SigningKey, jwks, now};
 use serde_json::{Value, json};
-use server::{Running, token_hash};
+use server::{CI, Running, subject, token_hash};
 use tonic::Code;
 
-const CI: &str = "ci-token-9876543210";
-const SUBJECT: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
 const AUDIENCE: &str = "kmssh";
 
 /// A CA made by rcgen, with its certificate as PEM.
@@ -187,10 +183,7 @@ fn request(principals: &[&str]) -> CertificateSigningRequest {
         principals: principals.iter().map(|p| (*p).to_owned()).collect(),
         valid_after: now,
         valid_before: now + 3600,
-        public_key: PublicKey::from_openssh(SUBJECT)
-            .expect("key")
-            .key_data()
-            .clone(),
+        public_key: subject(),
     }
 }
 

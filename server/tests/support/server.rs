@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kmssh_pki::ssh_key::PublicKey;
+use kmssh_pki::ssh_key::public::KeyData;
 use kmssh_server::{Client, ClientOptions, Config, ServeOptions, Server, ServerError};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -98,4 +100,70 @@ impl Drop for Running {
             task.abort();
         }
     }
+}
+
+/// The subject key the tests certify (public only; nothing here logs in with it).
+pub const SUBJECT: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
+/// The token of caller `alice` in [`two_callers_config`].
+pub const ALICE: &str = "alice-token-0123456789";
+/// The token of caller `ci` in [`two_callers_config`].
+pub const CI: &str = "ci-token-9876543210";
+/// The AWS-style id that also names `host-ca` in [`two_callers_config`].
+pub const HOST_ALIAS: &str = "arn:aws:kms:eu-west-1:111122223333:alias/host-ca";
+
+/// [`SUBJECT`] as key data.
+pub fn subject() -> KeyData {
+    PublicKey::from_openssh(SUBJECT)
+        .expect("key")
+        .key_data()
+        .clone()
+}
+
+/// A service with two ephemeral CA keys and two token callers: `alice` (user certificates
+/// from `user-ca` for `dev-*` and herself, at most 8 h) and `ci` (host certificates from
+/// `host-ca`, also named by [`HOST_ALIAS`] under provider AWS, for `*.example.com`, at most
+/// 7 d); ledger and audit log in `dir`; `extra` appended (e.g. a `[limits]` table).
+pub fn two_callers_config(dir: &Path, extra: &str) -> String {
+    let dir = dir.display();
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+
+[keys]
+user-ca = "local:ephemeral?type=ecdsa"
+host-ca = {{ uri = "local:ephemeral?type=ed25519", provider = "aws", aliases = ["{HOST_ALIAS}"] }}
+
+[ledger]
+url = "sqlite:{dir}/ledger.db"
+
+[audit]
+path = "{dir}/audit.jsonl"
+
+[[caller]]
+name = "alice"
+policy = "developers"
+token_sha256 = "{alice}"
+
+[[caller]]
+name = "ci"
+policy = "hosts"
+token_sha256 = "{ci}"
+
+[policy.developers]
+keys = ["user-ca"]
+certificate_types = ["user"]
+principals = ["dev-*", "{{caller}}"]
+max_validity = "8h"
+
+[policy.hosts]
+keys = ["host-ca"]
+certificate_types = ["host"]
+principals = ["*.example.com"]
+max_validity = "7d"
+{extra}
+"#,
+        alice = token_hash(ALICE),
+        ci = token_hash(CI),
+    )
 }
