@@ -253,6 +253,13 @@ pub enum Command {
         #[arg(long)]
         insecure_loopback: bool,
     },
+    /// Run an ssh-agent whose keys stay in the KMS: ssh, scp, sftp and git log in with them
+    /// through SSH_AUTH_SOCK. Prints `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` (for `eval`),
+    /// then runs in the background (or in the foreground with --foreground) until SIGTERM
+    /// or SIGINT. Add, remove and lock requests are refused.
+    ///
+    /// Example: eval "$(kmssh agent --key aws-kms:alias/alice)"; ssh alice@host
+    Agent(AgentArgs),
     /// Ask a signing service for a certificate for a public key, written beside it as
     /// `NAME-cert.pub`; or, with `--ca`, print the service key's CA line.
     ///
@@ -674,6 +681,13 @@ impl Cli {
     /// given (the public keys).
     fn check(&self) -> Result<(), clap::Error> {
         // The service runs until a signal; a deadline would kill it mid-request.
+        if self.timeout.is_some() && matches!(self.command, Command::Agent(_)) {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--timeout does not apply to agent: it runs until SIGTERM or SIGINT \
+                 (--sign-timeout bounds each signature)",
+            ));
+        }
         if self.timeout.is_some() && matches!(self.command, Command::Serve { .. }) {
             return Err(clap::Error::raw(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -723,6 +737,42 @@ pub fn command_path(args: impl IntoIterator<Item = String>) -> String {
         command = sub;
     }
     path.join(" ")
+}
+
+/// `kmssh agent`'s arguments.
+#[derive(clap::Args)]
+pub struct AgentArgs {
+    /// A key to serve, by URI (repeatable).
+    #[arg(long = "key", value_name = "URI", required = true)]
+    pub keys: Vec<String>,
+    /// An OpenSSH certificate of one of the keys, listed with it (repeatable).
+    #[arg(long = "certificate", value_name = "FILE")]
+    pub certificates: Vec<PathBuf>,
+    /// Listen here (refused if anything is there) instead of a new private directory.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Stay in the foreground (logs on stderr).
+    #[arg(long)]
+    pub foreground: bool,
+    /// A command that must approve each signature (exit status 0), run with /bin/sh -c;
+    /// it sees KMSSH_AGENT_KEY, KMSSH_AGENT_COMMENT, KMSSH_AGENT_FINGERPRINT and
+    /// KMSSH_AGENT_ALGORITHM.
+    #[arg(long, value_name = "CMD")]
+    pub confirm: Option<String>,
+    /// The longest a signature may take before the agent answers failure (default 30s;
+    /// keep it under sshd's LoginGraceTime).
+    #[arg(long, value_parser = parse_timeout, default_value = "30s")]
+    pub sign_timeout: Duration,
+    /// A kmssh CA key that certifies each served key with a short-lived user certificate,
+    /// renewed at two thirds of its life.
+    #[arg(long, value_name = "URI", requires = "principals")]
+    pub ca: Option<String>,
+    /// A principal of those certificates (repeatable, or comma-separated).
+    #[arg(long = "principal", value_delimiter = ',', requires = "ca")]
+    pub principals: Vec<String>,
+    /// How long each of those certificates is valid (e.g. 1h, 8h; at least 1m).
+    #[arg(long, value_parser = parse_timeout, default_value = "1h", requires = "ca")]
+    pub validity: Duration,
 }
 
 /// `--timeout`: a duration as ssh-keygen writes them, at least one second.

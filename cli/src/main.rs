@@ -33,8 +33,10 @@ fn main() -> ExitCode {
     };
     let verbose = cli.verbose;
     if verbose {
+        // A write to a closed stderr is dropped rather than reported (which would panic).
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .log_internal_errors(false)
             .init();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -267,6 +267,7 @@ fn sshd_with_revoked_keys_refuses_the_revoked_certificate_only() {
         host_key: &host_key,
         host_certificate: None,
         revoked_keys: Some(&d.join("revoked.krl")),
+        authorized_keys: None,
     });
     let user = common_user();
     let known_hosts = format!("[127.0.0.1]:{} {}", sshd.port(), host_line.trim());

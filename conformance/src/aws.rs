@@ -597,6 +597,26 @@ impl Fixture for AwsFixture {
         cloud_capabilities(NAME)
     }
 
+    /// The shared proxy in front of ministack, the region and test credentials; no
+    /// instance metadata lookups.
+    fn child_environment(&self) -> Option<Vec<(String, String)>> {
+        if real_keys(NAME).is_some() {
+            return Some(Vec::new());
+        }
+        Some(
+            [
+                ("AWS_ENDPOINT_URL", Self::shared_proxy().url()),
+                ("AWS_REGION", EMULATOR_REGION.to_owned()),
+                ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+                ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        )
+    }
+
     /// The emulator's key of that spec ([`AwsFixture::emulator_key_id`]), opened afresh
     /// through [`AwsFixture::shared_proxy`]; against real AWS, the first listed key of that
     /// spec.

@@ -138,6 +138,36 @@ impl Fixture for AzureFixture {
         cloud_capabilities(NAME)
     }
 
+    /// The emulator's endpoint, its CA (in a file written once per process), the test
+    /// token; the challenge's resource is not the emulator's host.
+    fn child_environment(&self) -> Option<Vec<(String, String)>> {
+        static CA_FILE: std::sync::OnceLock<tempfile::NamedTempFile> = std::sync::OnceLock::new();
+        if real_keys(NAME).is_some() {
+            return Some(Vec::new());
+        }
+        let emulator = AzureKeyVaultEmulator::shared();
+        let ca_file = CA_FILE.get_or_init(|| {
+            let mut file = tempfile::NamedTempFile::new().expect("CA file");
+            std::io::Write::write_all(&mut file, emulator.ca_pem().as_bytes()).expect("write CA");
+            file
+        });
+        Some(vec![
+            (kmssh_backend_azure::ENDPOINT_ENV.to_owned(), emulator.url()),
+            (
+                kmssh_backend_azure::CA_FILE_ENV.to_owned(),
+                ca_file.path().display().to_string(),
+            ),
+            (
+                kmssh_backend_azure::ACCESS_TOKEN_ENV.to_owned(),
+                TEST_TOKEN.to_owned(),
+            ),
+            (
+                kmssh_backend_azure::VERIFY_CHALLENGE_RESOURCE_ENV.to_owned(),
+                "false".to_owned(),
+            ),
+        ])
+    }
+
     /// A new key in the shared emulator, or the first real key of that kind.
     async fn key(&self, spec: KeySpec) -> Option<Arc<dyn KmsKey>> {
         if let Some(urls) = real_keys(NAME) {

@@ -4,6 +4,7 @@
 //! cases ([`faults`]) run for every fixture that can inject faults.
 
 pub mod faults;
+pub mod login;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -719,6 +720,7 @@ impl LoginSetup {
             host_key: &self.host_key,
             host_certificate,
             revoked_keys: None,
+            authorized_keys: None,
         })
     }
 

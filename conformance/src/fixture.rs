@@ -74,6 +74,14 @@ pub trait Fixture: Send + Sync + 'static {
         let _ = spec;
         None
     }
+
+    /// What another process (ssh loading the PKCS#11 module) needs in its environment
+    /// to open this fixture's keys by URI: the emulator's endpoint and test credentials,
+    /// or nothing against a real cloud (the environment is inherited). `None` when the
+    /// keys exist only in this process (ephemeral local keys).
+    fn child_environment(&self) -> Option<Vec<(String, String)>> {
+        None
+    }
 }
 
 /// A key behind the fault layer: its handle queues faults and counts calls.
@@ -178,6 +186,19 @@ pub async fn key_for(fixture: &dyn Fixture, spec: KeySpec) -> Option<Arc<dyn Kms
         eprintln!("skipped: {} has no {spec} key{listed}", fixture.name());
     }
     key
+}
+
+/// [`Fixture::child_environment`], or `None` with a `skipped:` line.
+#[must_use]
+pub fn child_environment_for(fixture: &dyn Fixture) -> Option<Vec<(String, String)>> {
+    let env = fixture.child_environment();
+    if env.is_none() {
+        eprintln!(
+            "skipped: {} keys exist only in this process, not in another one",
+            fixture.name()
+        );
+    }
+    env
 }
 
 /// Whether `fixture` has `capability`; says so (`skipped: …`) when it has not.

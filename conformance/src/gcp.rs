@@ -165,6 +165,23 @@ impl Fixture for GcpFixture {
         cloud_capabilities(NAME)
     }
 
+    /// The emulator's endpoint, without credentials.
+    fn child_environment(&self) -> Option<Vec<(String, String)>> {
+        if real_keys(NAME).is_some() {
+            return Some(Vec::new());
+        }
+        Some(vec![
+            (
+                kmssh_backend_gcp::ENDPOINT_ENV.to_owned(),
+                GcpKmsEmulator::shared().url(),
+            ),
+            (
+                kmssh_backend_gcp::ANONYMOUS_ENV.to_owned(),
+                "true".to_owned(),
+            ),
+        ])
+    }
+
     /// A new version in the shared emulator, or the first real one holding that kind of
     /// key.
     async fn key(&self, spec: KeySpec) -> Option<Arc<dyn KmsKey>> {

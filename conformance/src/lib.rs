@@ -152,6 +152,23 @@ macro_rules! conformance_suite {
             }
 
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn agent_logs_in() {
+                if let Some(key) = $crate::fixture::key_for(fixture(), SPEC).await {
+                    $crate::cases::login::agent_logs_in(key).await;
+                }
+            }
+
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pkcs11_logs_in() {
+                let Some(env) = $crate::fixture::child_environment_for(fixture()) else {
+                    return;
+                };
+                if let Some(key) = $crate::fixture::key_for(fixture(), SPEC).await {
+                    $crate::cases::login::pkcs11_logs_in(key, env).await;
+                }
+            }
+
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_issuing() {
                 if let Some(key) = $crate::fixture::key_for(fixture(), SPEC).await {
                     $crate::cases::concurrent_issuing(key).await;
@@ -176,6 +193,19 @@ macro_rules! conformance_suite {
                 $crate::conformance_suite!(@fault_cases CountsCalls:
                     one_public_key_fetch_per_open
                 );
+
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn agent_survives_a_backend_outage() {
+                    if let Some(key) = $crate::fixture::faulty_key_for(
+                        fixture(),
+                        SPEC,
+                        $crate::fixture::Capability::Faults,
+                    )
+                    .await
+                    {
+                        $crate::cases::login::agent_survives_a_backend_outage(key).await;
+                    }
+                }
             }
         }
     };

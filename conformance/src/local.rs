@@ -176,6 +176,14 @@ impl Fixture for LocalFixture {
         }
     }
 
+    /// Key files are reached from any process; ephemeral keys from none but this one.
+    fn child_environment(&self) -> Option<Vec<(String, String)>> {
+        match self.keys {
+            LocalKeys::Files => Some(Vec::new()),
+            LocalKeys::Ephemeral(_) => None,
+        }
+    }
+
     async fn key(&self, spec: KeySpec) -> Option<Arc<dyn KmsKey>> {
         let uri = match self.keys {
             LocalKeys::Ephemeral(engine) => {

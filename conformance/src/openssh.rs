@@ -252,6 +252,8 @@ pub struct SshdConfig<'a> {
     pub host_certificate: Option<&'a Path>,
     /// A KRL for `RevokedKeys`, if any.
     pub revoked_keys: Option<&'a Path>,
+    /// An `AuthorizedKeysFile`, if any (else only certificates from the trusted CA log in).
+    pub authorized_keys: Option<&'a Path>,
 }
 
 fn free_port() -> u16 {
@@ -295,9 +297,12 @@ impl Sshd {
         let mut text = format!(
             "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nPidFile none\nUsePAM no\nStrictModes no\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-             AuthorizedKeysFile none\nTrustedUserCAKeys {}\nPermitRootLogin prohibit-password\n\
+             AuthorizedKeysFile {}\nTrustedUserCAKeys {}\nPermitRootLogin prohibit-password\n\
              LogLevel VERBOSE\nMaxStartups 100\nLoginGraceTime 20\n",
             config.host_key.display(),
+            config
+                .authorized_keys
+                .map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
             ca_file.display()
         );
         if let Some(cert) = config.host_certificate {
@@ -378,40 +383,61 @@ pub struct SshLogin<'a> {
 impl SshLogin<'_> {
     /// Runs `ssh` with strict host key checking and no other configuration.
     pub async fn run(&self) -> Output {
-        let known = self.dir.join(format!("known_hosts-{}", self.port));
-        std::fs::write(&known, format!("{}\n", self.known_hosts)).expect("write known_hosts");
-        let mut command = tokio::process::Command::new("ssh");
-        command
-            .args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-            ])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "GlobalKnownHostsFile=/dev/null",
-            ])
-            .args(["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", known.display()))
-            .arg("-o")
-            .arg(format!("IdentityFile={}", self.identity.display()));
+        let mut auth = vec![
+            "IdentitiesOnly=yes".to_owned(),
+            format!("IdentityFile={}", self.identity.display()),
+        ];
         if let Some(cert) = self.certificate {
-            command
-                .arg("-o")
-                .arg(format!("CertificateFile={}", cert.display()));
+            auth.push(format!("CertificateFile={}", cert.display()));
         }
-        command
-            .arg("-p")
-            .arg(self.port.to_string())
-            .arg(format!("{}@127.0.0.1", self.user))
-            .arg("--")
-            .arg(self.command);
-        run(&mut command).await
+        ssh_login(
+            self.dir,
+            self.port,
+            self.user,
+            self.known_hosts,
+            &auth,
+            &[],
+            self.command,
+        )
+        .await
     }
+}
+
+/// Runs `ssh` to `user@127.0.0.1:port` with strict host key checking against
+/// `known_hosts`, no configuration file, batch mode, and `auth` as its `-o` options (how it
+/// authenticates: identity files, `IdentityAgent`, `PKCS11Provider`…), with `env` added
+/// to its environment.
+pub async fn ssh_login(
+    dir: &Path,
+    port: u16,
+    user: &str,
+    known_hosts: &str,
+    auth: &[String],
+    env: &[(String, String)],
+    remote_command: &str,
+) -> Output {
+    let known = dir.join(format!("known_hosts-{port}"));
+    std::fs::write(&known, format!("{known_hosts}\n")).expect("write known_hosts");
+    let mut command = tokio::process::Command::new("ssh");
+    command.args(["-F", "/dev/null", "-o", "BatchMode=yes"]);
+    for option in auth {
+        command.arg("-o").arg(option);
+    }
+    command
+        .args([
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+        ])
+        .args(["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known.display()))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .arg("-p")
+        .arg(port.to_string())
+        .arg(format!("{user}@127.0.0.1"))
+        .arg("--")
+        .arg(remote_command);
+    run(&mut command).await
 }

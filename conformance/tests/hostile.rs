@@ -62,6 +62,7 @@ async fn kmssh_verify_agrees_with_ssh_keygen_and_sshd_on_every_hostile_certifica
         host_key: &host_key,
         host_certificate: None,
         revoked_keys: None,
+        authorized_keys: None,
     });
     let known_hosts = format!("[127.0.0.1]:{} {}", sshd.port(), host_line.trim());
 

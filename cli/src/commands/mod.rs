@@ -1,5 +1,6 @@
 //! One file per command, each a few dozen lines over library calls; [`run`] dispatches.
 
+mod agent;
 mod backends;
 mod inspect;
 mod krl;
@@ -62,6 +63,7 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             insecure_loopback,
         } => serve::serve(&config, insecure_loopback).await,
         Command::Request(args) => request::request(args).await,
+        Command::Agent(args) => agent::agent(args).await,
         Command::Ledger { command } => ledger::run(command).await,
     }
 }
