@@ -183,6 +183,11 @@ const TOOLS: &[Tool] = &[
         check: "python3",
         package: "python3",
     },
+    // opensc's pkcs11-tool: a PKCS#11 client of our module besides ssh.
+    Tool {
+        check: "pkcs11-tool",
+        package: "opensc",
+    },
     Tool {
         check: "python3 -m venv --help",
         package: "python3-venv",
