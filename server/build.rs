@@ -8,7 +8,7 @@ use prost::Message as _;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     println!("cargo:rerun-if-changed=proto");
-    let files = protox::compile(["rpc.proto", "csr.proto"], ["proto"])?;
+    let files = protox::compile(["rpc.proto", "csr.proto", "revocation.proto"], ["proto"])?;
     std::fs::write(out.join("ssh_cert_descriptor.bin"), files.encode_to_vec())?;
     tonic_prost_build::configure()
         // Requests are kmssh's own types: the CSR stays bytes until the strict decoder in

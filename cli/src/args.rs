@@ -320,6 +320,23 @@ pub struct RequestArgs {
     /// requesting a certificate.
     #[arg(long, conflicts_with_all = ["host", "principals", "key_id", "serial", "validity", "options", "force", "output", "public_key"])]
     pub ca: bool,
+    /// Write the service's current KRL for --key to -o (checked: it parses and revokes
+    /// only certificates of the service's CA key), for sshd's RevokedKeys.
+    #[arg(long, requires = "output", conflicts_with_all = ["host", "principals", "key_id", "serial", "validity", "options", "public_key", "ca"])]
+    pub krl: bool,
+    /// Revoke, through the service's ledger, the certificate of --key with this serial
+    /// (repeatable). The caller's policy must allow revoking (`revoke = true`).
+    #[arg(long = "revoke-serial", value_name = "N", conflicts_with_all = ["public_key", "ca", "krl"])]
+    pub revoke_serials: Vec<u64>,
+    /// Revoke every certificate of --key issued with this key id.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["public_key", "ca", "krl"])]
+    pub revoke_key_id: Option<String>,
+    /// Revoke every certificate of --key naming this principal.
+    #[arg(long, value_name = "P", conflicts_with_all = ["public_key", "ca", "krl"])]
+    pub revoke_principal: Option<String>,
+    /// Why, recorded with the revocations.
+    #[arg(long, default_value = "")]
+    pub reason: String,
     /// Request a host certificate.
     #[arg(long)]
     pub host: bool,
@@ -348,7 +365,7 @@ pub struct RequestArgs {
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
     /// The public key file (`-` reads stdin and writes the certificate to stdout).
-    #[arg(required_unless_present = "ca")]
+    #[arg(required_unless_present_any = ["ca", "krl", "revoke_serials", "revoke_key_id", "revoke_principal"])]
     pub public_key: Option<PathBuf>,
 }
 

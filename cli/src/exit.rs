@@ -189,7 +189,11 @@ impl From<kmssh_server::client::ClientError> for Failure {
             E::Refused { code, message } => {
                 let class = match code {
                     Code::Unauthenticated | Code::PermissionDenied => Class::Key,
-                    Code::InvalidArgument | Code::AlreadyExists | Code::OutOfRange => Class::Input,
+                    Code::InvalidArgument
+                    | Code::AlreadyExists
+                    | Code::OutOfRange
+                    | Code::NotFound
+                    | Code::FailedPrecondition => Class::Input,
                     Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
                         Class::Unavailable
                     }

@@ -15,6 +15,9 @@ use common::{keygen, kmssh, run, ssh_keygen_list};
 /// The bearer token written in deploy/example.toml's comment.
 const TOKEN: &str = "kmssh-example-30d9764a233e37fe49edb9f1b410fe899cb78d80aa853aac";
 
+/// The `security` caller's token in deploy/example.toml (it may revoke).
+const SECURITY_TOKEN: &str = "kmssh-example-security-6f1c0e9a2b7d4c35a8e1f0d2c4b6a8e0";
+
 /// How long the service may take to start (a cold key creation and ledger migration).
 const START_LIMIT: Duration = Duration::from_secs(30);
 
@@ -329,6 +332,51 @@ fn serve_issues_certificates_the_ledger_lists_and_stops_on_sigterm() {
     assert_eq!(code, 8, "{out}{err}");
     assert!(out.contains("id_ed25519-cert.pub: REVOKED"), "{out}");
     assert!(out.contains("alice-cert.pub: ok"), "{out}");
+
+    // Revoking through the service: alice may not; security may, and the KRL the service
+    // serves then revokes dev-alice's certificate and not alice's.
+    let (code, _, err) = request(&service, TOKEN, &["--revoke-principal", "dev-alice"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("policy rule `revoke`"), "{err}");
+    let (code, out, err) = request(
+        &service,
+        SECURITY_TOKEN,
+        &["--revoke-principal", "dev-alice", "--reason", "laptop lost"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("revoked serials [{serial}]; already revoked []; KRL version 1")
+    );
+    let (code, _, err) = request(&service, SECURITY_TOKEN, &["--revoke-serial", "999999"]);
+    assert_eq!(code, 3, "{err}");
+    let served_krl = dir.path().join("served.krl");
+    let (code, _, err) = request(
+        &service,
+        TOKEN,
+        &["--krl", "-o", served_krl.to_str().expect("utf-8")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("KRL version 1: 1 revoked serials"), "{err}");
+    let checked = Command::new("ssh-keygen")
+        .arg("-Q")
+        .arg("-f")
+        .arg(&served_krl)
+        .arg(&cert)
+        .arg(&other)
+        .output()
+        .expect("ssh-keygen -Q");
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("id_ed25519-cert.pub") && l.ends_with(": REVOKED")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("alice-cert.pub") && l.ends_with(": ok")),
+        "{text}"
+    );
 
     // The audit log beside the configuration has the issued and refused requests.
     let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).expect("audit log");

@@ -175,6 +175,11 @@ impl Krl {
         Self::default()
     }
 
+    /// The CA keys (as key blobs; `None`: any CA) whose certificates this list revokes.
+    pub fn certificate_scopes(&self) -> impl Iterator<Item = Option<&[u8]>> {
+        self.scopes.keys().map(Option::as_deref)
+    }
+
     /// Revokes the certificates with serials `lo..=hi` signed by `ca` (`None`: any CA).
     ///
     /// # Errors

@@ -53,6 +53,19 @@ struct RefusedLine<'a> {
     peer: Option<&'a str>,
 }
 
+#[derive(Serialize)]
+struct RevokedLine<'a> {
+    event: &'static str,
+    time: String,
+    ca_key: &'a str,
+    ca_fingerprint: &'a str,
+    serials: &'a [u64],
+    caller: &'a str,
+    reason: &'a str,
+    request_id: &'a str,
+    at: u64,
+}
+
 impl AuditLog {
     /// Opens `path` for appending, creating it with mode 0600 if it does not exist (an existing
     /// file keeps its mode).
@@ -94,6 +107,29 @@ impl AuditLog {
             request_id: &r.request_id,
             issued_at: r.issued_at,
             certificate: &r.certificate,
+        })
+    }
+
+    /// Appends a `revoked` line: the serials `revoked` now out of the request's selection.
+    ///
+    /// # Errors
+    /// The write failed.
+    pub fn revoked(
+        &self,
+        r: &crate::ledger::Revocation,
+        revoked: &[u64],
+        ca_key: &str,
+    ) -> io::Result<()> {
+        self.append(&RevokedLine {
+            event: "revoked",
+            time: rfc3339(r.at),
+            ca_key,
+            ca_fingerprint: &r.ca_fingerprint,
+            serials: revoked,
+            caller: &r.caller,
+            reason: &r.reason,
+            request_id: &r.request_id,
+            at: r.at,
         })
     }
 

@@ -13,7 +13,9 @@ use tonic::transport::{
 use tonic::{Code, Request};
 
 use crate::wire::proto::signer_client::SignerClient;
+use crate::wire::revocation::revocation_client::RevocationClient;
 use crate::wire::{CloudProvider, GetCertificateAuthorityRequest, SignCertificateRequest};
+use crate::wire::{GetKrlRequest, RevokeRequest, RevokeResponse};
 
 /// Where and how to connect.
 #[derive(Clone, Debug, Default)]
@@ -88,6 +90,7 @@ impl From<tonic::Status> for ClientError {
 /// A connection to a signing service.
 pub struct Client {
     inner: SignerClient<Channel>,
+    revocation: RevocationClient<Channel>,
     token: Option<MetadataValue<tonic::metadata::Ascii>>,
     provider: CloudProvider,
     timeout: Duration,
@@ -141,7 +144,8 @@ impl Client {
             })
             .transpose()?;
         Ok(Self {
-            inner: SignerClient::new(channel),
+            inner: SignerClient::new(channel.clone()),
+            revocation: RevocationClient::new(channel),
             token,
             provider: options.provider.unwrap_or(CloudProvider::Aws),
             timeout: options.timeout.unwrap_or(Duration::from_secs(30)),
@@ -187,6 +191,69 @@ impl Client {
             )));
         }
         Ok(public_key)
+    }
+
+    /// Revokes certificates of the service's key `key` through its ledger: `serials`, and
+    /// every certificate with `key_id` or naming `principal` (each when not empty).
+    ///
+    /// # Errors
+    /// [`ClientError::Refused`] with the service's reason (`PERMISSION_DENIED` when the
+    /// caller's policy does not allow revoking, `NOT_FOUND` for serials the ledger does not
+    /// hold, in which case nothing was revoked).
+    pub async fn revoke(
+        &mut self,
+        key: &str,
+        serials: &[u64],
+        key_id: &str,
+        principal: &str,
+        reason: &str,
+    ) -> Result<RevokeResponse, ClientError> {
+        let request = self.request(RevokeRequest {
+            key: key.to_owned(),
+            serials: serials.to_vec(),
+            key_id: key_id.to_owned(),
+            principal: principal.to_owned(),
+            reason: reason.to_owned(),
+        });
+        Ok(self.revocation.revoke(request).await?.into_inner())
+    }
+
+    /// The service's current KRL for its key `key`, checked: it parses, and when `ca` is
+    /// given it revokes only certificates of that CA key.
+    ///
+    /// # Errors
+    /// [`ClientError::Refused`] with the service's reason; [`ClientError::BadAnswer`] for a
+    /// KRL that does not parse or names another CA.
+    pub async fn krl(
+        &mut self,
+        key: &str,
+        ca: Option<&KeyData>,
+    ) -> Result<(kmssh_pki::krl::Krl, Vec<u8>), ClientError> {
+        let request = self.request(GetKrlRequest {
+            key: key.to_owned(),
+        });
+        let answer = self.revocation.get_krl(request).await?.into_inner();
+        let krl = kmssh_pki::krl::Krl::from_bytes(&answer.krl)
+            .map_err(|e| ClientError::BadAnswer(format!("krl: {e}")))?;
+        if krl.version != answer.krl_version {
+            return Err(ClientError::BadAnswer(format!(
+                "krl_version {} but the KRL says {}",
+                answer.krl_version, krl.version
+            )));
+        }
+        if let Some(ca) = ca {
+            let blob = kmssh_pki::ssh_key::encoding::Encode::encode_vec(ca)
+                .map_err(|e| ClientError::BadAnswer(format!("CA key: {e}")))?;
+            if krl
+                .certificate_scopes()
+                .any(|scope| scope != Some(blob.as_slice()))
+            {
+                return Err(ClientError::BadAnswer(
+                    "the KRL revokes certificates of another CA".into(),
+                ));
+            }
+        }
+        Ok((krl, answer.krl))
     }
 
     /// Sends `csr` to be signed by `key` and returns the certificate, after checking that

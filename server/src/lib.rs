@@ -19,6 +19,7 @@ pub mod identity;
 pub mod ledger;
 pub mod limits;
 pub mod policy;
+pub mod revocation;
 pub mod service;
 pub mod wire;
 
@@ -38,6 +39,7 @@ pub use config::{Config, ConfigError};
 pub use identity::{AuthMethod, Identity};
 use service::{CaKey, SignerService};
 use wire::proto::signer_server::SignerServer;
+use wire::revocation::revocation_server::RevocationServer;
 
 /// What stops the service from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -320,6 +322,9 @@ impl BoundServer {
         health_reporter
             .set_serving::<SignerServer<Arc<SignerService>>>()
             .await;
+        health_reporter
+            .set_serving::<RevocationServer<Arc<SignerService>>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(wire::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -329,6 +334,8 @@ impl BoundServer {
         // and this cap the service answers INVALID_ARGUMENT naming the limit.
         let frame_cap = limits.max_request_bytes.saturating_mul(4).max(64 * 1024);
         let signer = SignerServer::new(service.clone()).max_decoding_message_size(frame_cap);
+        let revocation =
+            RevocationServer::new(service.clone()).max_decoding_message_size(frame_cap);
         let mut builder = tonic::transport::Server::builder()
             .timeout(request_timeout)
             .concurrency_limit_per_connection(limits.max_concurrent_per_connection as usize)
@@ -348,6 +355,7 @@ impl BoundServer {
             .add_service(health)
             .add_service(reflection)
             .add_service(signer)
+            .add_service(revocation)
             .serve_with_incoming_shutdown(incoming, signal);
         let grace = async move {
             if stopping_rx.await.is_ok() {

@@ -72,11 +72,11 @@ pub struct SignerService {
 }
 
 /// A refusal on its way to the caller: the status, and the rule for the records.
-struct Refused {
-    status: Status,
-    rule: &'static str,
-    caller: String,
-    ca_key: Option<String>,
+pub(crate) struct Refused {
+    pub(crate) status: Status,
+    pub(crate) rule: &'static str,
+    pub(crate) caller: String,
+    pub(crate) ca_key: Option<String>,
 }
 
 impl Refused {
@@ -91,12 +91,12 @@ impl Refused {
 }
 
 /// Where the request came from, for the records.
-struct Origin {
-    request_id: String,
-    peer: Option<String>,
+pub(crate) struct Origin {
+    pub(crate) request_id: String,
+    pub(crate) peer: Option<String>,
 }
 
-fn origin<T>(request: &Request<T>) -> Origin {
+pub(crate) fn origin<T>(request: &Request<T>) -> Origin {
     let request_id = request
         .metadata()
         .get("x-request-id")
@@ -110,7 +110,7 @@ fn origin<T>(request: &Request<T>) -> Origin {
 }
 
 impl SignerService {
-    async fn identify<T>(&self, request: &Request<T>) -> Result<Identity, Refused> {
+    pub(crate) async fn identify<T>(&self, request: &Request<T>) -> Result<Identity, Refused> {
         let chain = request.peer_certs();
         let leaf = chain.as_deref().and_then(|c| c.first()).map(AsRef::as_ref);
         let identity = self
@@ -163,7 +163,7 @@ impl SignerService {
         }
     }
 
-    async fn refuse(&self, origin: &Origin, refused: Refused) -> Status {
+    pub(crate) async fn refuse(&self, origin: &Origin, refused: Refused) -> Status {
         let record = RefusalRecord {
             caller: refused.caller,
             rule: refused.rule.to_owned(),

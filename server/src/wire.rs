@@ -26,7 +26,15 @@ pub mod proto {
         include_bytes!(concat!(env!("OUT_DIR"), "/ssh_cert_descriptor.bin"));
 }
 
+/// Generated from `proto/revocation.proto` (package `kmssh.revocation.v1`): kmssh's own
+/// revocation service. Its messages are prost's; the codec still checks their layout first.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod revocation {
+    tonic::include_proto!("kmssh.revocation.v1");
+}
+
 pub use proto::{CloudCertificateSigningResponse, CloudProvider, GetCertificateAuthorityResponse};
+pub use revocation::{GetKrlRequest, GetKrlResponse, RevokeRequest, RevokeResponse};
 
 /// `ssh_cert.CloudCertificateSigningRequest`, with the CSR kept as its encoded bytes so
 /// that kmssh-pki's strict decoder, not prost, reads it.
@@ -236,6 +244,42 @@ impl StrictMessage for GetCertificateAuthorityResponse {
     const LAYOUT: &'static [FieldSpec] = &[
         field(1, "keyType", WireType::Len, 1, None),
         field(2, "publicKey", WireType::Len, 1, None),
+    ];
+}
+
+// Revocation messages: a request that breaks its layout is refused before the caller is
+// known (prost's types carry no error field), as `INVALID_ARGUMENT` naming the field.
+impl StrictMessage for RevokeRequest {
+    const NAME: &'static str = "RevokeRequest";
+    const LAYOUT: &'static [FieldSpec] = &[
+        field(1, "key", WireType::Len, 1, None),
+        // Packed, as proto3 encodes repeated scalars: one length-delimited run.
+        field(2, "serials", WireType::Len, 1, None),
+        field(3, "key_id", WireType::Len, 1, None),
+        field(4, "principal", WireType::Len, 1, None),
+        field(5, "reason", WireType::Len, 1, None),
+    ];
+}
+
+impl StrictMessage for RevokeResponse {
+    const NAME: &'static str = "RevokeResponse";
+    const LAYOUT: &'static [FieldSpec] = &[
+        field(1, "revoked", WireType::Len, 1, None),
+        field(2, "already_revoked", WireType::Len, 1, None),
+        field(3, "krl_version", WireType::Varint, 1, None),
+    ];
+}
+
+impl StrictMessage for GetKrlRequest {
+    const NAME: &'static str = "GetKrlRequest";
+    const LAYOUT: &'static [FieldSpec] = &[field(1, "key", WireType::Len, 1, None)];
+}
+
+impl StrictMessage for GetKrlResponse {
+    const NAME: &'static str = "GetKrlResponse";
+    const LAYOUT: &'static [FieldSpec] = &[
+        field(1, "krl", WireType::Len, 1, None),
+        field(2, "krl_version", WireType::Varint, 1, None),
     ];
 }
 

@@ -20,8 +20,28 @@ use crate::io::{
 /// `--token-file` is given.
 const TOKEN_ENV: &str = "KMSSH_TOKEN";
 
-/// Requests a certificate (or prints the CA line with `--ca`).
+/// Requests a certificate (or prints the CA line with `--ca`, writes the KRL with
+/// `--krl`, revokes with `--revoke-*`).
 pub async fn request(args: RequestArgs) -> Result<(), Failure> {
+    if !args.revoke_serials.is_empty()
+        || args.revoke_key_id.is_some()
+        || args.revoke_principal.is_some()
+    {
+        return revoke(&args).await;
+    }
+    if args.krl {
+        let mut client = connect(&args).await?;
+        let ca = client.certificate_authority(&args.key).await?;
+        let (krl, bytes) = client.krl(&args.key, Some(&ca)).await?;
+        let target = args.output.as_deref().filter(|p| *p != Path::new("-"));
+        write_output(target, &bytes, args.force)?;
+        eprintln!(
+            "KRL version {}: {} revoked serials",
+            krl.version,
+            krl.counts().serials
+        );
+        return Ok(());
+    }
     if args.ca {
         let mut client = connect(&args).await?;
         let ca = client.certificate_authority(&args.key).await?;
@@ -57,6 +77,34 @@ pub async fn request(args: RequestArgs) -> Result<(), Failure> {
             super::ledger::show_time(certificate.as_ssh_key().valid_before())
         );
     }
+    Ok(())
+}
+
+/// Revokes through the service and says what it did, one line.
+async fn revoke(args: &RequestArgs) -> Result<(), Failure> {
+    let mut client = connect(args).await?;
+    let answer = client
+        .revoke(
+            &args.key,
+            &args.revoke_serials,
+            args.revoke_key_id.as_deref().unwrap_or(""),
+            args.revoke_principal.as_deref().unwrap_or(""),
+            &args.reason,
+        )
+        .await?;
+    let list = |serials: &[u64]| {
+        serials
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    println!(
+        "revoked serials [{}]; already revoked [{}]; KRL version {}",
+        list(&answer.revoked),
+        list(&answer.already_revoked),
+        answer.krl_version
+    );
     Ok(())
 }
 

@@ -15,7 +15,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{ColumnIndex, Decode, QueryBuilder, Row, SqlSafeStr, Type};
 
-use super::{IssuedRecord, LedgerError, LedgerFilter, RefusalFilter, RefusalRecord};
+use super::{
+    IssuedRecord, LedgerError, LedgerFilter, RefusalFilter, RefusalRecord, Revocation,
+    RevokeOutcome,
+};
 
 /// SQLite waits this long for another connection's write lock before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,13 +35,22 @@ const REFUSAL_COLUMNS: &str = "caller, rule, message, request_id, ca_key, at, pe
 /// version, description and checksum are those `sqlx migrate` derives from the same file, so the
 /// two stay interchangeable.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("ledger"),
-        MigrationType::Simple,
-        include_str!("../../migrations/0001_ledger.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("ledger"),
+            MigrationType::Simple,
+            include_str!("../../migrations/0001_ledger.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("revocations"),
+            MigrationType::Simple,
+            include_str!("../../migrations/0002_revocations.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// The database behind a ledger.
@@ -533,6 +545,69 @@ impl Pool {
             q.push(" ORDER BY ca_fingerprint");
             q.build().fetch_all(p).await?.iter().map(issued_from_row).collect()
         })
+    }
+
+    /// Revokes `revocation.serials` of its CA in one transaction: each must be an issued
+    /// certificate of that CA; those already revoked are left as they were.
+    pub(super) async fn revoke(
+        &self,
+        revocation: &Revocation,
+    ) -> Result<RevokeOutcome, LedgerError> {
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let mut outcome = RevokeOutcome::default();
+            for &serial in &revocation.serials {
+                let issued: Option<i64> = sqlx::query_scalar(
+                    "SELECT serial FROM issued_certificates WHERE ca_fingerprint = $1 AND serial = $2",
+                )
+                .bind(revocation.ca_fingerprint.as_str())
+                .bind(serial_to_db(serial))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if issued.is_none() {
+                    outcome.unknown.push(serial);
+                    continue;
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO revocations (ca_fingerprint, serial, revoked_at, caller, reason, request_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ca_fingerprint, serial) DO NOTHING",
+                )
+                .bind(revocation.ca_fingerprint.as_str())
+                .bind(serial_to_db(serial))
+                .bind(time_to_db(revocation.at))
+                .bind(revocation.caller.as_str())
+                .bind(revocation.reason.as_str())
+                .bind(revocation.request_id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    outcome.revoked.push(serial);
+                } else {
+                    outcome.already.push(serial);
+                }
+            }
+            if outcome.unknown.is_empty() {
+                tx.commit().await?;
+            }
+            Ok(outcome)
+        })
+    }
+
+    /// Every revoked serial of the CA `ca_fingerprint`, ascending (as u64).
+    pub(super) async fn revoked_serials(
+        &self,
+        ca_fingerprint: &str,
+    ) -> Result<Vec<u64>, LedgerError> {
+        let rows: Vec<i64> = with_pool!(self, p => {
+            sqlx::query_scalar("SELECT serial FROM revocations WHERE ca_fingerprint = $1")
+                .bind(ca_fingerprint)
+                .fetch_all(p)
+                .await
+        })?;
+        let mut serials: Vec<u64> = rows.into_iter().map(serial_from_db).collect();
+        serials.sort_unstable();
+        Ok(serials)
     }
 
     pub(super) async fn list_refusals(

@@ -110,6 +110,34 @@ pub struct LedgerFilter {
     pub limit: Option<u64>,
 }
 
+/// Certificates to revoke, and who asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// The CA whose certificates these are.
+    pub ca_fingerprint: String,
+    /// Their serials.
+    pub serials: Vec<u64>,
+    /// The configured name of the caller revoking them.
+    pub caller: String,
+    /// Why (free text, may be empty).
+    pub reason: String,
+    /// The request's ID.
+    pub request_id: String,
+    /// When (unix seconds).
+    pub at: u64,
+}
+
+/// What [`Ledger::revoke`] did with each serial.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RevokeOutcome {
+    /// Revoked now.
+    pub revoked: Vec<u64>,
+    /// Revoked before.
+    pub already: Vec<u64>,
+    /// Not issued by that CA: nothing was revoked then (the transaction is rolled back).
+    pub unknown: Vec<u64>,
+}
+
 /// Which refusals [`Ledger::list_refusals`] returns: every field set must match (AND).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RefusalFilter {
@@ -303,6 +331,24 @@ impl Ledger {
         filter: &RefusalFilter,
     ) -> Result<Vec<RefusalRecord>, LedgerError> {
         self.inner.pool.list_refusals(filter).await
+    }
+
+    /// Revokes certificates the ledger holds: all of them, or none when one serial was not
+    /// issued by that CA ([`RevokeOutcome::unknown`]). Revoking again is harmless.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn revoke(&self, revocation: &Revocation) -> Result<RevokeOutcome, LedgerError> {
+        self.inner.pool.revoke(revocation).await
+    }
+
+    /// The revoked serials of the CA `ca_fingerprint`, ascending. Their count is the CA's
+    /// KRL version: revocations are never deleted.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn revoked_serials(&self, ca_fingerprint: &str) -> Result<Vec<u64>, LedgerError> {
+        self.inner.pool.revoked_serials(ca_fingerprint).await
     }
 
     /// How many certificates the ledger holds.

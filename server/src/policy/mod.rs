@@ -68,6 +68,11 @@ pub struct PolicyConfig {
     /// Default false.
     #[serde(default)]
     pub allow_empty_principals: bool,
+    /// Whether callers under this policy may revoke certificates of its keys (the
+    /// `kmssh.revocation.v1.Revocation/Revoke` call). Default false: issuing does not imply
+    /// revoking.
+    #[serde(default)]
+    pub revoke: bool,
 }
 
 /// Where a certificate's serial comes from.
@@ -149,6 +154,7 @@ pub struct Policy {
     certificate_types: Vec<CertificateType>,
     principals: Vec<Pattern>,
     allow_empty_principals: bool,
+    revoke: bool,
     validity: Limits,
     critical_options: Rules<CriticalOption>,
     extensions: Rules<Extension>,
@@ -267,6 +273,7 @@ impl Policy {
             certificate_types,
             principals,
             allow_empty_principals: config.allow_empty_principals,
+            revoke: config.revoke,
             validity: Limits { max, backdate },
             critical_options,
             extensions,
@@ -278,6 +285,12 @@ impl Policy {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether callers under this policy may revoke certificates of its keys.
+    #[must_use]
+    pub fn allows_revoking(&self) -> bool {
+        self.revoke
     }
 
     /// Whether the policy may sign with the key named `key_name`.

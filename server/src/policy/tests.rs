@@ -23,6 +23,7 @@ fn config() -> PolicyConfig {
         extensions: OptionRules::openssh_default_extensions(),
         serial: None,
         allow_empty_principals: false,
+        revoke: false,
     }
 }
 
