@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use kmssh_pki::CertificateType;
 use kmssh_server::ledger::{
-    IssuedRecord, Ledger, LedgerError, LedgerFilter, RefusalFilter, RefusalRecord, SERIAL_BLOCK,
+    IssuedRecord, Ledger, LedgerError, LedgerFilter, RefusalFilter, RefusalRecord, Revocation,
+    SERIAL_BLOCK,
 };
 
 /// Every scenario gets this long, whichever engine.
@@ -479,6 +480,47 @@ async fn group_commit(url: String) {
 
 // --- SQLite ----------------------------------------------------------------------------------
 
+/// Revocations: only issued serials of that CA, all or nothing; again is harmless; serials
+/// above 2^63 keep their value; per CA, ascending.
+async fn revocations(url: String) {
+    let ledger = Ledger::open(&url).await.expect("open");
+    let big = u64::MAX - 1;
+    for serial in [1, 2, 3, big] {
+        ledger
+            .record_issued(record(CA_A, serial))
+            .await
+            .expect("record");
+    }
+    ledger.record_issued(record(CA_B, 1)).await.expect("record");
+    let revoke = |serials: Vec<u64>| Revocation {
+        ca_fingerprint: CA_A.into(),
+        serials,
+        caller: "security".into(),
+        reason: "test".into(),
+        request_id: "req".into(),
+        at: 1_700_000_000,
+    };
+    let outcome = ledger.revoke(&revoke(vec![3, big])).await.expect("revoke");
+    assert_eq!(outcome.revoked, vec![3, big]);
+    let outcome = ledger.revoke(&revoke(vec![1, 3])).await.expect("revoke");
+    assert_eq!((outcome.revoked, outcome.already), (vec![1], vec![3]));
+    // Serial 2 with one the CA never issued: nothing happens.
+    let outcome = ledger.revoke(&revoke(vec![2, 77])).await.expect("revoke");
+    assert_eq!(outcome.unknown, vec![77]);
+    assert_eq!(
+        ledger.revoked_serials(CA_A).await.expect("revoked"),
+        vec![1, 3, big]
+    );
+    assert!(
+        ledger
+            .revoked_serials(CA_B)
+            .await
+            .expect("revoked")
+            .is_empty()
+    );
+    ledger.close().await;
+}
+
 fn sqlite_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite:{}", dir.path().join("ledger.db").display())
 }
@@ -513,7 +555,8 @@ on_both!(
     list_filters,
     serials_and_claims,
     two_instances_reserve_concurrently,
-    group_commit
+    group_commit,
+    revocations
 );
 
 #[tokio::test]
