@@ -26,10 +26,11 @@ use crate::openssh::{
     run_ok,
 };
 
-/// Signatures per key in [`sign_verify_round_trips`] with its default algorithm: enough
-/// that fixed-width `r` or `s` with a leading zero byte (1 in 128 per signature on
-/// P-256/384) shows up many times.
-pub const ROUND_TRIPS: usize = 2000;
+/// Signatures per key in [`sign_verify_round_trips`] with its default algorithm, unless
+/// the fixture says otherwise ([`Fixture::round_trips`](crate::fixture::Fixture::round_trips)):
+/// enough that fixed-width `r` or `s` with a leading zero byte (1 in 128 per signature on
+/// P-256/384) shows up dozens of times, and DER padding (1 in 2) thousands.
+pub const ROUND_TRIPS: usize = 10_000;
 
 /// Signatures with each of a key's other algorithms (an RSA key's other hashes).
 pub const OTHER_ALGORITHM_ROUND_TRIPS: usize = 50;
@@ -100,7 +101,7 @@ fn check_independently(
     message: &[u8],
     signature: &Signature,
     i: usize,
-) -> bool {
+) {
     assert_eq!(signature.algorithm(), algorithm, "signature {i}");
     public_key
         .verify(
@@ -124,7 +125,7 @@ fn check_independently(
             .unwrap_or_else(|e| panic!("RustCrypto rejects RSA SHA-384 signature {i}: {e}"));
     }
     let Signature::Ecdsa(ecdsa) = signature else {
-        return false;
+        return;
     };
     let curve = ecdsa.curve();
     assert_eq!(
@@ -141,30 +142,78 @@ fn check_independently(
         Some(ecdsa),
         "r||s round trip {i}"
     );
-    let (r, s) = ecdsa.r_s();
-    r[0] == 0 || s[0] == 0
 }
 
-/// Thousands of signatures with the key's default algorithm, and some with each of its
-/// others, each checked by independent verifiers (see `check_independently`); for
-/// ECDSA, the DER and `r||s` round trips, where leading zero bytes must survive.
-pub async fn sign_verify_round_trips(key: &dyn KmsKey) {
-    let default = key.algorithm();
-    let mut leading_zero = 0usize;
-    for i in 0..ROUND_TRIPS {
-        let message = format!("conformance message {i}");
-        let signature = key
-            .sign_message(message.as_bytes())
-            .await
-            .expect("sign_message");
-        if check_independently(key.public_key(), default, message.as_bytes(), &signature, i) {
-            leading_zero += 1;
-        }
+/// How many signatures of one kind need what in DER and in fixed width.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncodingCounts {
+    /// `r` or `s` has its top bit set: DER needs a 0x00 before it.
+    pub der_padded: usize,
+    /// `r` or `s` is shorter than the field: fixed-width `r‖s` starts it with 0x00.
+    pub leading_zero: usize,
+}
+
+fn encoding_counts(signature: &Signature) -> EncodingCounts {
+    let Signature::Ecdsa(ecdsa) = signature else {
+        return EncodingCounts::default();
+    };
+    let (r, s) = ecdsa.r_s();
+    let padded = |scalar: &[u8]| {
+        scalar
+            .iter()
+            .find(|b| **b != 0)
+            .is_some_and(|first| first & 0x80 != 0)
+    };
+    EncodingCounts {
+        der_padded: usize::from(padded(&r) || padded(&s)),
+        leading_zero: usize::from(r[0] == 0 || s[0] == 0),
     }
-    if default.curve().is_some() {
+}
+
+/// `count` signatures with the key's default algorithm, 16 in flight: each over a digest
+/// computed here (the message itself for Ed25519), as a CA signs, and each checked by
+/// independent verifiers (see `check_independently`), with the DER and `r||s` round
+/// trips for ECDSA, where padding and leading zero bytes must survive; then some with
+/// each of its other algorithms. Prints how many needed DER padding.
+pub async fn sign_verify_round_trips(key: &dyn KmsKey, count: usize) {
+    use futures_util::StreamExt as _;
+
+    let default = key.algorithm();
+    let signed = futures_util::stream::iter(0..count)
+        .map(|i| async move {
+            let message = format!("conformance message {i}");
+            let signature = match default.digest(message.as_bytes()) {
+                Some(digest) => {
+                    key.sign(default, SigningInput::Digest(digest.as_ref()))
+                        .await
+                }
+                None => {
+                    key.sign(default, SigningInput::Message(message.as_bytes()))
+                        .await
+                }
+            }
+            .unwrap_or_else(|e| panic!("{default} signature {i}: {e}"));
+            check_independently(key.public_key(), default, message.as_bytes(), &signature, i);
+            encoding_counts(&signature)
+        })
+        .buffer_unordered(16)
+        .fold(EncodingCounts::default(), |total, one| async move {
+            EncodingCounts {
+                der_padded: total.der_padded + one.der_padded,
+                leading_zero: total.leading_zero + one.leading_zero,
+            }
+        })
+        .await;
+    eprintln!(
+        "round trips: {} {default}: {count} signatures verified; {} needed DER padding (0x00 before r or s), {} had a leading zero byte in r or s",
+        key.uri(),
+        signed.der_padded,
+        signed.leading_zero
+    );
+    if default.curve().is_some() && count >= ROUND_TRIPS {
         assert!(
-            leading_zero > 0,
-            "no leading-zero r or s in {ROUND_TRIPS} {default} signatures"
+            signed.leading_zero > 0 && signed.der_padded > 0,
+            "{count} {default} signatures without both a padded and a short r or s: {signed:?}"
         );
     }
     for &algorithm in key.algorithms().iter().filter(|a| **a != default) {

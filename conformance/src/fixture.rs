@@ -75,6 +75,14 @@ pub trait Fixture: Send + Sync + 'static {
         None
     }
 
+    /// How many signatures the round-trip case makes with a key of kind `spec`
+    /// ([`ROUND_TRIPS`](crate::cases::ROUND_TRIPS) unless the backend is too slow for
+    /// that many in a test run).
+    fn round_trips(&self, spec: KeySpec) -> usize {
+        let _ = spec;
+        crate::cases::ROUND_TRIPS
+    }
+
     /// What another process (ssh loading the PKCS#11 module) needs in its environment
     /// to open this fixture's keys by URI: the emulator's endpoint and test credentials,
     /// or nothing against a real cloud (the environment is inherited). `None` when the

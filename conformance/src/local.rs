@@ -176,6 +176,17 @@ impl Fixture for LocalFixture {
         }
     }
 
+    /// The backend's full count for key files (signed by the default engine); the
+    /// per-engine fixtures check each engine's encodings with fewer, and RustCrypto's RSA,
+    /// which signs a few dozen 4096-bit signatures a second, with fewer still.
+    fn round_trips(&self, spec: KeySpec) -> usize {
+        match (self.keys, spec) {
+            (LocalKeys::Files, _) => crate::cases::ROUND_TRIPS,
+            (LocalKeys::Ephemeral(SigningEngine::RustCrypto), KeySpec::Rsa(_)) => 500,
+            (LocalKeys::Ephemeral(_), _) => 2_000,
+        }
+    }
+
     /// Key files are reached from any process; ephemeral keys from none but this one.
     fn child_environment(&self) -> Option<Vec<(String, String)>> {
         match self.keys {

@@ -49,12 +49,23 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid TOML or does not fit the schema (toml's message has the line).
+    /// The file is too large or not UTF-8.
     #[error("{path}: {message}")]
+    Content {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file is not valid TOML or does not fit the schema (an unknown key, a missing
+    /// one, a value of the wrong type).
+    #[error("{path}:{line}: {message}")]
     Syntax {
         /// The file.
         path: PathBuf,
-        /// What is wrong, on one line.
+        /// 1-based line.
+        line: usize,
+        /// toml's message, on one line.
         message: String,
     },
     /// A value that parsed but cannot be used.
@@ -149,12 +160,12 @@ impl Config {
             .read_to_end(&mut bytes)
             .map_err(read)?;
         if bytes.len() as u64 > MAX_CONFIG_LEN {
-            return Err(ConfigError::Syntax {
+            return Err(ConfigError::Content {
                 path: path.to_owned(),
                 message: format!("larger than {MAX_CONFIG_LEN} bytes"),
             });
         }
-        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Syntax {
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Content {
             path: path.to_owned(),
             message: format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()),
         })?;
@@ -168,7 +179,8 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
-            message: one_line(&e.to_string()),
+            line: e.span().map_or(1, |span| line_of(text, span.start)),
+            message: one_line(e.message()),
         })?;
         let invalid = |span: Range<usize>, key: String, message: String| ConfigError::Invalid {
             path: path.to_owned(),
@@ -181,6 +193,13 @@ impl Config {
             Some(value) => parse_duration(value.get_ref())
                 .map_err(|m| invalid(value.span(), "timeout".to_owned(), m))?,
         };
+        if raw.key.is_empty() {
+            return Err(invalid(
+                0..0,
+                "key".to_owned(),
+                "no [[key]] table: the token would hold no key".to_owned(),
+            ));
+        }
         let mut keys: Vec<KeyConfig> = Vec::with_capacity(raw.key.len());
         for (index, table) in raw.key.iter().enumerate() {
             let name = |field: &str| format!("key[{index}].{field}");
@@ -191,12 +210,19 @@ impl Config {
                 return Err(invalid(
                     key.label.span(),
                     name("label"),
-                    format!("label `{label}` is already used by the key on line {}", first.line),
+                    format!(
+                        "label `{label}` is already used by the key on line {}",
+                        first.line
+                    ),
                 ));
             }
             let uri = key.uri.get_ref().trim();
             if uri.is_empty() {
-                return Err(invalid(key.uri.span(), name("uri"), "empty key URI".to_owned()));
+                return Err(invalid(
+                    key.uri.span(),
+                    name("uri"),
+                    "empty key URI".to_owned(),
+                ));
             }
             let id = match &key.id {
                 None => None,
@@ -252,13 +278,16 @@ fn check_label(label: &str) -> Result<(), String> {
 /// Hex, with optional `:` separators (`a1:b2` as pkcs11-tool prints ids).
 fn parse_id(text: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text.bytes().filter(|b| *b != b':').collect();
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return Err(format!(
             "`{text}` is not an even, non-empty number of hex digits"
         ));
     }
     if digits.len() / 2 > MAX_ID_LEN {
-        return Err(format!("id is {} bytes; at most {MAX_ID_LEN}", digits.len() / 2));
+        return Err(format!(
+            "id is {} bytes; at most {MAX_ID_LEN}",
+            digits.len() / 2
+        ));
     }
     digits
         .chunks(2)
@@ -283,6 +312,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let number: u64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a duration such as 30s or 500ms"))?;
+    let unit = unit.trim();
     let duration = match unit {
         "ms" => Duration::from_millis(number),
         "s" => Duration::from_secs(number),
@@ -331,7 +361,9 @@ mod tests {
         assert_eq!(config.keys[1].label, "b");
         assert_eq!(config.keys[1].line, 6);
         assert_eq!(
-            parse("timeout = \"1500ms\"").expect("valid").timeout,
+            parse("timeout = \"1500ms\"\n[[key]]\nlabel = \"a\"\nuri = \"x\"\n")
+                .expect("valid")
+                .timeout,
             Duration::from_millis(1500)
         );
     }
@@ -340,17 +372,53 @@ mod tests {
     #[test]
     fn refusals_name_file_line_and_key() {
         let cases = [
-            ("[[key]]\nlabel = \"a\"\nuri = \"local:/k\"\ncolour = 1\n", "/etc/p.toml: unknown field `colour`"),
-            ("[[key]]\nlabel = \"a\"\nuri = \"local:/k\"\n[[key]]\nlabel = \"a\"\nuri = \"local:/j\"\n", "/etc/p.toml:5: key[1].label: label `a` is already used by the key on line 1"),
-            ("[[key]]\nlabel = \"a\"\nuri = \"x\"\nid = \"01\"\n[[key]]\nlabel = \"b\"\nuri = \"y\"\nid = \"01\"\n", "/etc/p.toml:8: key[1].id: id `01` is already used by the key on line 1"),
-            ("[[key]]\nlabel = \"a\"\nuri = \"x\"\nid = \"0g\"\n", "/etc/p.toml:4: key[0].id: `0g` is not hex"),
-            ("timeout = \"5 parsecs\"\n", "/etc/p.toml:1: timeout: `5 parsecs`: unknown unit ` parsecs` (ms, s, m, h)"),
-            ("[[key]]\nlabel = \"\"\nuri = \"x\"\n", "/etc/p.toml:2: key[0].label: empty label"),
-            ("[[key]]\nlabel = \"a\"\nuri = \" \"\n", "/etc/p.toml:3: key[0].uri: empty key URI"),
+            (
+                "[[key]]\nlabel = \"a\"\nuri = \"local:/k\"\ncolour = 1\n",
+                "/etc/p.toml:4: unknown field `colour`, expected one of `label`, `uri`, `id`",
+            ),
+            (
+                "[[key]]\nlabel = \"a\"\n",
+                "/etc/p.toml:1: missing field `uri`",
+            ),
+            (
+                "timeout = 5\n",
+                "/etc/p.toml:1: invalid type: integer `5`, expected a string",
+            ),
+            (
+                "[[key]]\nlabel = \"a\"\nuri = \"local:/k\"\n[[key]]\nlabel = \"a\"\nuri = \"local:/j\"\n",
+                "/etc/p.toml:5: key[1].label: label `a` is already used by the key on line 1",
+            ),
+            (
+                "[[key]]\nlabel = \"a\"\nuri = \"x\"\nid = \"01\"\n[[key]]\nlabel = \"b\"\nuri = \"y\"\nid = \"01\"\n",
+                "/etc/p.toml:8: key[1].id: id `01` is already used by the key on line 1",
+            ),
+            (
+                "[[key]]\nlabel = \"a\"\nuri = \"x\"\nid = \"0g\"\n",
+                "/etc/p.toml:4: key[0].id: `0g` is not hex",
+            ),
+            (
+                "timeout = \"5 parsecs\"\n",
+                "/etc/p.toml:1: timeout: `5 parsecs`: unknown unit `parsecs` (ms, s, m, h)",
+            ),
+            (
+                "# nothing\n",
+                "/etc/p.toml:1: key: no [[key]] table: the token would hold no key",
+            ),
+            (
+                "[[key]]\nlabel = \"\"\nuri = \"x\"\n",
+                "/etc/p.toml:2: key[0].label: empty label",
+            ),
+            (
+                "[[key]]\nlabel = \"a\"\nuri = \" \"\n",
+                "/etc/p.toml:3: key[0].uri: empty key URI",
+            ),
         ];
         for (text, want) in cases {
             let got = parse(text).expect_err(text).to_string();
-            assert!(got.starts_with(want), "{text:?}: got {got:?}, want {want:?}");
+            assert!(
+                got.starts_with(want),
+                "{text:?}: got {got:?}, want {want:?}"
+            );
             assert!(!got.contains('\n'), "one line: {got:?}");
         }
     }
@@ -365,6 +433,9 @@ mod tests {
         let err = Config::load(&path).expect_err("too big").to_string();
         assert!(err.ends_with("larger than 262144 bytes"), "{err}");
         let missing = Config::load(&dir.path().join("none.toml")).expect_err("missing");
-        assert!(missing.to_string().contains("none.toml: No such file"), "{missing}");
+        assert!(
+            missing.to_string().contains("none.toml: No such file"),
+            "{missing}"
+        );
     }
 }

@@ -50,6 +50,17 @@
 //! Mechanisms: `CKM_ECDSA` (+ `_SHA256/384/512`), `CKM_RSA_PKCS` on a SHA-2 `DigestInfo`
 //! (+ `CKM_SHA256/384/512_RSA_PKCS`), `CKM_EDDSA`; see [`token::mechanism`].
 //!
+//! # Choices
+//!
+//! - No login: the token is `CKF_TOKEN_INITIALIZED` without `CKF_LOGIN_REQUIRED`, so
+//!   OpenSSH never asks for a PIN or calls `C_Login`. A client that logs in anyway
+//!   (`pkcs11-tool --login`) is let in with any PIN; the states (`CKR_USER_ALREADY_LOGGED_IN`,
+//!   `C_Logout`, the session state) follow PKCS#11.
+//! - Only what a KMS can sign: SHA-2 digests. No SHA-1, MD5, raw RSA (`CKM_RSA_X_509`) or
+//!   PSS; `pkcs11-tool --test` passes on EC and Ed25519 keys, and on an RSA key stops at
+//!   its first step, a SHA-1 `DigestInfo` (`CKR_DATA_INVALID`, with a stderr line).
+//! - A key that cannot be opened is left out rather than failing `C_Initialize`.
+//!
 //! # Errors
 //!
 //! Every failure is one stderr line with its cause (`kmssh-pkcs11: alice: …`) and a

@@ -111,7 +111,10 @@ fn library_slot_and_token_info() {
 #[test]
 fn mechanisms_and_their_info() {
     let f = fixture();
-    let list = f.pkcs11.get_mechanism_list(f.slot).expect("C_GetMechanismList");
+    let list = f
+        .pkcs11
+        .get_mechanism_list(f.slot)
+        .expect("C_GetMechanismList");
     for mechanism in [
         MechanismType::ECDSA,
         MechanismType::ECDSA_SHA256,
@@ -130,9 +133,15 @@ fn mechanisms_and_their_info() {
             .expect("C_GetMechanismInfo");
         assert!(info.sign() && info.hardware(), "{mechanism}: {info:?}");
     }
-    let ecdsa = f.pkcs11.get_mechanism_info(f.slot, MechanismType::ECDSA).expect("info");
+    let ecdsa = f
+        .pkcs11
+        .get_mechanism_info(f.slot, MechanismType::ECDSA)
+        .expect("info");
     assert_eq!((ecdsa.min_key_size(), ecdsa.max_key_size()), (256, 521));
-    let rsa = f.pkcs11.get_mechanism_info(f.slot, MechanismType::RSA_PKCS).expect("info");
+    let rsa = f
+        .pkcs11
+        .get_mechanism_info(f.slot, MechanismType::RSA_PKCS)
+        .expect("info");
     assert_eq!((rsa.min_key_size(), rsa.max_key_size()), (2048, 8192));
     assert_eq!(
         f.pkcs11
@@ -149,10 +158,19 @@ fn find_objects_by_template() {
     let f = fixture();
     let s = session();
     assert_eq!(find(&s, &[]).len(), 10, "two objects per key");
-    assert_eq!(find(&s, &[Attribute::Class(ObjectClass::PRIVATE_KEY)]).len(), 5);
-    assert_eq!(find(&s, &[Attribute::Class(ObjectClass::PUBLIC_KEY)]).len(), 5);
+    assert_eq!(
+        find(&s, &[Attribute::Class(ObjectClass::PRIVATE_KEY)]).len(),
+        5
+    );
+    assert_eq!(
+        find(&s, &[Attribute::Class(ObjectClass::PUBLIC_KEY)]).len(),
+        5
+    );
     assert_eq!(find(&s, &[Attribute::KeyType(KeyType::EC)]).len(), 6);
-    assert_eq!(find(&s, &[Attribute::KeyType(KeyType::EC_EDWARDS)]).len(), 2);
+    assert_eq!(
+        find(&s, &[Attribute::KeyType(KeyType::EC_EDWARDS)]).len(),
+        2
+    );
     assert_eq!(find(&s, &[Attribute::Sign(true)]).len(), 5);
     assert_eq!(find(&s, &[Attribute::Private(false)]).len(), 10);
     assert!(find(&s, &[Attribute::Class(ObjectClass::CERTIFICATE)]).is_empty());
@@ -161,7 +179,11 @@ fn find_objects_by_template() {
         let by_label = find(&s, &[Attribute::Label(key.label.as_bytes().to_vec())]);
         let by_id = find(&s, &[Attribute::Id(expected_id(&key.public_key))]);
         assert_eq!(by_label.len(), 2, "{}", key.label);
-        assert_eq!(by_label, by_id, "{}: label and id name the same objects", key.label);
+        assert_eq!(
+            by_label, by_id,
+            "{}: label and id name the same objects",
+            key.label
+        );
         // What ssh searches for when it signs: the private key with the id and CKA_SIGN.
         let ssh = find(
             &s,
@@ -185,7 +207,10 @@ fn attributes_match_the_keys() {
         let label = key.label.as_bytes().to_vec();
         let id = expected_id(&key.public_key);
         for class in [ObjectClass::PUBLIC_KEY, ObjectClass::PRIVATE_KEY] {
-            let objects = find(&s, &[Attribute::Class(class), Attribute::Label(label.clone())]);
+            let objects = find(
+                &s,
+                &[Attribute::Class(class), Attribute::Label(label.clone())],
+            );
             assert_eq!(objects.len(), 1);
             let common = s
                 .get_attributes(
@@ -264,12 +289,21 @@ fn check_key_material(s: &Session, object: ObjectHandle, key: &PublicKey) {
             octet.push(u8::try_from(point.len()).expect("short point"));
             octet.extend_from_slice(&point);
             let oid: &[u8] = match k {
-                EcPublicKey::P256(_) => &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+                EcPublicKey::P256(_) => {
+                    &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]
+                }
                 EcPublicKey::P384(_) => &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22],
                 EcPublicKey::P521(_) => &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23],
             };
             let got = s
-                .get_attributes(object, &[AttributeType::KeyType, AttributeType::EcParams, AttributeType::EcPoint])
+                .get_attributes(
+                    object,
+                    &[
+                        AttributeType::KeyType,
+                        AttributeType::EcParams,
+                        AttributeType::EcPoint,
+                    ],
+                )
                 .expect("EC attributes");
             assert_eq!(
                 got,
@@ -306,7 +340,14 @@ fn check_key_material(s: &Session, object: ObjectHandle, key: &PublicKey) {
             let mut octet = vec![0x04, 0x20];
             octet.extend_from_slice(k.as_bytes());
             let got = s
-                .get_attributes(object, &[AttributeType::KeyType, AttributeType::EcParams, AttributeType::EcPoint])
+                .get_attributes(
+                    object,
+                    &[
+                        AttributeType::KeyType,
+                        AttributeType::EcParams,
+                        AttributeType::EcPoint,
+                    ],
+                )
                 .expect("Ed25519 attributes");
             assert_eq!(
                 got,
@@ -327,16 +368,40 @@ fn digest_info(hash: HashAlgorithm, digest: &[u8]) -> Vec<u8> {
         HashAlgorithm::Sha512 => 3,
     };
     let len = u8::try_from(digest.len()).expect("digest");
-    let mut info = vec![0x30, 17 + len, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, oid_last, 0x05, 0x00, 0x04, len];
+    let mut info = vec![
+        0x30,
+        17 + len,
+        0x30,
+        0x0d,
+        0x06,
+        0x09,
+        0x60,
+        0x86,
+        0x48,
+        0x01,
+        0x65,
+        0x03,
+        0x04,
+        0x02,
+        oid_last,
+        0x05,
+        0x00,
+        0x04,
+        len,
+    ];
     info.extend_from_slice(digest);
     info
 }
 
 /// Checks an ECDSA `r‖s` over `digest` (any length: RustCrypto fits it as X9.62 says).
 fn verify_ecdsa(key: &PublicKey, digest: &[u8], signature: &[u8]) {
-    let PublicKey::Ecdsa(k) = key else { panic!("not ECDSA") };
-    let parsed = EcdsaSignature::from_fixed(k.curve(), signature).expect("r||s of the curve's width");
-    k.verify_digest(digest, &parsed).expect("ECDSA signature verifies");
+    let PublicKey::Ecdsa(k) = key else {
+        panic!("not ECDSA")
+    };
+    let parsed =
+        EcdsaSignature::from_fixed(k.curve(), signature).expect("r||s of the curve's width");
+    k.verify_digest(digest, &parsed)
+        .expect("ECDSA signature verifies");
 }
 
 /// ECDSA signatures from every mechanism verify against the key file's public key: raw
@@ -349,7 +414,10 @@ fn ecdsa_signatures_verify() {
     for label in ["p256", "p384", "p521"] {
         let key = &f.set.key(label).public_key;
         let handle = private_key(&s, label);
-        let own = key.algorithms()[0].digest(message).expect("prehashed").to_vec();
+        let own = key.algorithms()[0]
+            .digest(message)
+            .expect("prehashed")
+            .to_vec();
         let raw = s.sign(&Mechanism::Ecdsa, handle, &own).expect("CKM_ECDSA");
         verify_ecdsa(key, &own, &raw);
         for (mechanism, hash) in [
@@ -370,11 +438,16 @@ fn ecdsa_signatures_verify() {
     // A SHA-384 digest on P-256 is cut to 256 bits, as X9.62 does.
     let key = &f.set.key("p256").public_key;
     let digest = HashAlgorithm::Sha384.digest(message);
-    let signature = s.sign(&Mechanism::Ecdsa, private_key(&s, "p256"), &digest).expect("sign");
+    let signature = s
+        .sign(&Mechanism::Ecdsa, private_key(&s, "p256"), &digest)
+        .expect("sign");
     verify_ecdsa(key, &digest, &signature);
     // Longer than any digest: refused.
     assert_eq!(
-        rv_of(s.sign(&Mechanism::Ecdsa, private_key(&s, "p256"), &[1; 65]).expect_err("65 bytes")),
+        rv_of(
+            s.sign(&Mechanism::Ecdsa, private_key(&s, "p256"), &[1; 65])
+                .expect_err("65 bytes")
+        ),
         RvError::DataLenRange
     );
 }
@@ -389,9 +462,21 @@ fn rsa_signatures_verify() {
     let handle = private_key(&s, "rsa2048");
     let message = b"kmssh pkcs11 rsa";
     for (hash, algorithm, mechanism) in [
-        (HashAlgorithm::Sha256, Algorithm::RsaPkcs1Sha256, Mechanism::Sha256RsaPkcs),
-        (HashAlgorithm::Sha384, Algorithm::RsaPkcs1Sha384, Mechanism::Sha384RsaPkcs),
-        (HashAlgorithm::Sha512, Algorithm::RsaPkcs1Sha512, Mechanism::Sha512RsaPkcs),
+        (
+            HashAlgorithm::Sha256,
+            Algorithm::RsaPkcs1Sha256,
+            Mechanism::Sha256RsaPkcs,
+        ),
+        (
+            HashAlgorithm::Sha384,
+            Algorithm::RsaPkcs1Sha384,
+            Mechanism::Sha384RsaPkcs,
+        ),
+        (
+            HashAlgorithm::Sha512,
+            Algorithm::RsaPkcs1Sha512,
+            Mechanism::Sha512RsaPkcs,
+        ),
     ] {
         let digest = hash.digest(message);
         let raw = s
@@ -399,18 +484,28 @@ fn rsa_signatures_verify() {
             .expect("CKM_RSA_PKCS");
         assert_eq!(raw.len(), 256);
         let signature = Signature::Rsa(RsaSignature::new(hash, raw.clone()).expect("bytes"));
-        key.verify(algorithm, &digest, &signature).expect("DigestInfo signature verifies");
+        key.verify(algorithm, &digest, &signature)
+            .expect("DigestInfo signature verifies");
         // PKCS#1 v1.5 is deterministic: hash-and-sign gives the same bytes.
-        assert_eq!(s.sign(&mechanism, handle, message).expect("hash and sign"), raw);
+        assert_eq!(
+            s.sign(&mechanism, handle, message).expect("hash and sign"),
+            raw
+        );
     }
     let sha1 = {
-        let mut info = vec![0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14];
+        let mut info = vec![
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ];
         info.extend_from_slice(&[7; 20]);
         info
     };
     for refused in [&sha1[..], b"raw data, not a DigestInfo"] {
         assert_eq!(
-            rv_of(s.sign(&Mechanism::RsaPkcs, handle, refused).expect_err("refused")),
+            rv_of(
+                s.sign(&Mechanism::RsaPkcs, handle, refused)
+                    .expect_err("refused")
+            ),
             RvError::DataInvalid
         );
     }
@@ -430,7 +525,8 @@ fn eddsa_signatures_verify() {
         let signature = Signature::Ed25519(
             kmssh_core::ed25519_dalek::Signature::from_slice(&raw).expect("64 bytes"),
         );
-        key.verify(Algorithm::Ed25519, message, &signature).expect("verifies");
+        key.verify(Algorithm::Ed25519, message, &signature)
+            .expect("verifies");
     }
     let ph = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ph(&[])));
     assert_eq!(
@@ -446,19 +542,36 @@ fn wrong_key_for_mechanism() {
     let cases = [
         (Mechanism::Ecdsa, "rsa2048", RvError::KeyTypeInconsistent),
         (Mechanism::RsaPkcs, "p256", RvError::KeyTypeInconsistent),
-        (Mechanism::Sha256RsaPkcs, "ed25519", RvError::KeyTypeInconsistent),
-        (Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)), "p384", RvError::KeyTypeInconsistent),
+        (
+            Mechanism::Sha256RsaPkcs,
+            "ed25519",
+            RvError::KeyTypeInconsistent,
+        ),
+        (
+            Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
+            "p384",
+            RvError::KeyTypeInconsistent,
+        ),
     ];
     for (mechanism, label, want) in cases {
-        let got = rv_of(s.sign_init(&mechanism, private_key(&s, label)).expect_err("refused"));
+        let got = rv_of(
+            s.sign_init(&mechanism, private_key(&s, label))
+                .expect_err("refused"),
+        );
         assert_eq!(got, want, "{mechanism:?} on {label}");
     }
     let public = find(
         &s,
-        &[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Label(b"p256".to_vec())],
+        &[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Label(b"p256".to_vec()),
+        ],
     );
     assert_eq!(
-        rv_of(s.sign_init(&Mechanism::Ecdsa, public[0]).expect_err("public key")),
+        rv_of(
+            s.sign_init(&Mechanism::Ecdsa, public[0])
+                .expect_err("public key")
+        ),
         RvError::KeyFunctionNotPermitted
     );
 }
@@ -469,8 +582,11 @@ fn multi_part_signing() {
     let s = session();
     let handle = private_key(&s, "rsa2048");
     let message = b"one part, two parts, three parts";
-    let whole = s.sign(&Mechanism::Sha512RsaPkcs, handle, message).expect("single");
-    s.sign_init(&Mechanism::Sha512RsaPkcs, handle).expect("init");
+    let whole = s
+        .sign(&Mechanism::Sha512RsaPkcs, handle, message)
+        .expect("single");
+    s.sign_init(&Mechanism::Sha512RsaPkcs, handle)
+        .expect("init");
     for part in message.chunks(7) {
         s.sign_update(part).expect("update");
     }
@@ -494,7 +610,11 @@ fn eight_threads_sign_at_once() {
                         let signature = s
                             .sign(&Mechanism::EcdsaSha256, handle, message.as_bytes())
                             .expect("sign");
-                        verify_ecdsa(key, &HashAlgorithm::Sha256.digest(message.as_bytes()), &signature);
+                        verify_ecdsa(
+                            key,
+                            &HashAlgorithm::Sha256.digest(message.as_bytes()),
+                            &signature,
+                        );
                     } else {
                         let signature = s
                             .sign(&Mechanism::Sha256RsaPkcs, handle, message.as_bytes())
@@ -525,10 +645,67 @@ fn login_is_accepted_without_a_pin_check() {
     let info = s.get_session_info().expect("info");
     assert!(!info.read_write());
     let _ = s.logout();
-    s.login(cryptoki::session::UserType::User, Some(&"any".into())).expect("login");
+    s.login(cryptoki::session::UserType::User, Some(&"any".into()))
+        .expect("login");
     assert_eq!(
-        rv_of(s.login(cryptoki::session::UserType::User, Some(&"any".into())).expect_err("twice")),
+        rv_of(
+            s.login(cryptoki::session::UserType::User, Some(&"any".into()))
+                .expect_err("twice")
+        ),
         RvError::UserAlreadyLoggedIn
     );
     s.logout().expect("logout");
+}
+
+/// A slow signature (Ed25519 over 48 MiB, hashed twice by the key) holds up neither
+/// another session's attribute reads nor its searches: no lock is held while a key signs.
+#[test]
+fn a_slow_signature_blocks_no_other_session() {
+    let f = fixture();
+    let message = vec![0x5a; 48 * 1024 * 1024];
+    let signer = std::thread::spawn(move || {
+        let s = f.pkcs11.open_rw_session(f.slot).expect("session");
+        let handle = private_key(&s, "ed25519");
+        let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+        let started = std::time::Instant::now();
+        let signature = s.sign(&mechanism, handle, &message).expect("sign 48 MiB");
+        let took = started.elapsed();
+        let signature = Signature::Ed25519(
+            kmssh_core::ed25519_dalek::Signature::from_slice(&signature).expect("64 bytes"),
+        );
+        f.set
+            .key("ed25519")
+            .public_key
+            .verify(Algorithm::Ed25519, &message, &signature)
+            .expect("verifies");
+        took
+    });
+    let s = session();
+    let public = find(
+        &s,
+        &[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Label(b"ed25519".to_vec()),
+        ],
+    )[0];
+    let mut slowest = std::time::Duration::ZERO;
+    let mut calls = 0;
+    while !signer.is_finished() {
+        let started = std::time::Instant::now();
+        let attributes = s
+            .get_attributes(public, &[AttributeType::EcPoint, AttributeType::Label])
+            .expect("C_GetAttributeValue while another session signs");
+        assert_eq!(attributes.len(), 2);
+        slowest = slowest.max(started.elapsed());
+        calls += 1;
+    }
+    let took = signer.join().expect("signer");
+    eprintln!(
+        "48 MiB Ed25519 signature: {took:?}; {calls} attribute reads meanwhile, slowest {slowest:?}"
+    );
+    assert!(calls > 10, "{calls} reads during a {took:?} signature");
+    assert!(
+        slowest < std::time::Duration::from_millis(200),
+        "an attribute read waited {slowest:?} during a {took:?} signature"
+    );
 }

@@ -182,8 +182,9 @@ pub async fn agent_logs_in(key: Arc<dyn KmsKey>) {
     assert!(!socket_path.exists(), "the socket outlived the agent");
 }
 
-/// Where `cargo` put `libkmssh_pkcs11.so` for this test binary: beside it in `deps/`, or
-/// one level up.
+/// Where `cargo` put `libkmssh_pkcs11.so` for this test binary: the newer of the copy
+/// beside it in `deps/` (what `cargo test` rebuilds) and the one a level up (what
+/// `cargo build` refreshes).
 ///
 /// # Panics
 /// If it is in neither place (the module was not built).
@@ -198,7 +199,12 @@ pub fn pkcs11_module() -> PathBuf {
     candidates
         .into_iter()
         .flatten()
-        .find(|p| p.exists())
+        .filter_map(|p| {
+            let modified = std::fs::metadata(&p).and_then(|m| m.modified()).ok()?;
+            Some((modified, p))
+        })
+        .max()
+        .map(|(_, p)| p)
         .unwrap_or_else(|| {
             panic!(
                 "libkmssh_pkcs11.so is not beside {}: build it with `cargo build -p kmssh-pkcs11`",

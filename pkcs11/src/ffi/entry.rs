@@ -6,10 +6,10 @@ use std::sync::{Arc, PoisonError};
 
 use cryptoki_sys::{
     CK_ATTRIBUTE, CK_ATTRIBUTE_TYPE, CK_BBOOL, CK_BYTE, CK_C_INITIALIZE_ARGS, CK_EDDSA_PARAMS,
-    CK_FLAGS, CK_INFO, CK_MECHANISM, CK_MECHANISM_INFO, CK_MECHANISM_TYPE, CK_NOTIFY,
-    CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_SESSION_INFO, CK_SLOT_ID, CK_SLOT_INFO,
-    CK_TOKEN_INFO, CK_ULONG, CK_UNAVAILABLE_INFORMATION, CK_USER_TYPE, CK_UTF8CHAR, CK_VERSION,
-    CK_EFFECTIVELY_INFINITE, CKF_LIBRARY_CANT_CREATE_OS_THREADS, CKF_OS_LOCKING_OK, CKF_RNG,
+    CK_EFFECTIVELY_INFINITE, CK_FLAGS, CK_INFO, CK_MECHANISM, CK_MECHANISM_INFO, CK_MECHANISM_TYPE,
+    CK_NOTIFY, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_SESSION_INFO, CK_SLOT_ID,
+    CK_SLOT_INFO, CK_TOKEN_INFO, CK_ULONG, CK_UNAVAILABLE_INFORMATION, CK_USER_TYPE, CK_UTF8CHAR,
+    CK_VERSION, CKF_LIBRARY_CANT_CREATE_OS_THREADS, CKF_OS_LOCKING_OK, CKF_RNG,
     CKF_TOKEN_INITIALIZED, CKF_TOKEN_PRESENT, CKR_ARGUMENTS_BAD, CKR_ATTRIBUTE_SENSITIVE,
     CKR_ATTRIBUTE_TYPE_INVALID, CKR_BUFFER_TOO_SMALL, CKR_CANT_LOCK,
     CKR_CRYPTOKI_ALREADY_INITIALIZED, CKR_CRYPTOKI_NOT_INITIALIZED, CKR_DEVICE_ERROR,
@@ -17,7 +17,9 @@ use cryptoki_sys::{
     CKR_NEED_TO_CREATE_THREADS, CKR_RANDOM_SEED_NOT_SUPPORTED, CKR_SLOT_ID_INVALID,
 };
 
-use super::{STATE, guard, input, padded, put, put_list, token, ulong, usize_of};
+use super::{
+    Initialized, STATE, guard, input, padded, put, put_list, take_own, token, ulong, usize_of,
+};
 use crate::config::Config;
 use crate::token::mechanism::Mechanism;
 use crate::token::objects::AttributeValue;
@@ -85,7 +87,11 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
         // SAFETY: the caller's pointer, as PKCS#11 defines it.
         unsafe { check_initialize_args(args.cast_const().cast()) }?;
         let mut state = STATE.write().unwrap_or_else(PoisonError::into_inner);
-        if state.is_some() {
+        if let Some(own) = take_own(&mut state) {
+            *state = Some(Initialized {
+                token: own,
+                pid: std::process::id(),
+            });
             return Err(CKR_CRYPTOKI_ALREADY_INITIALIZED);
         }
         let config = Config::from_environment().map_err(|e| {
@@ -96,7 +102,10 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
             report(&e.to_string());
             CKR_GENERAL_ERROR
         })?;
-        *state = Some(Arc::new(token));
+        *state = Some(Initialized {
+            token: Arc::new(token),
+            pid: std::process::id(),
+        });
         Ok(())
     })
 }
@@ -111,10 +120,7 @@ pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
         if !reserved.is_null() {
             return Err(CKR_ARGUMENTS_BAD);
         }
-        let token = STATE
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        let token = take_own(&mut STATE.write().unwrap_or_else(PoisonError::into_inner))
             .ok_or(CKR_CRYPTOKI_NOT_INITIALIZED)?;
         // Dropped outside the lock: stopping the runtime may take a moment.
         drop(token);
@@ -131,7 +137,10 @@ pub unsafe extern "C" fn C_GetInfo(info: *mut CK_INFO) -> CK_RV {
     guard("C_GetInfo", || {
         token()?;
         let value = CK_INFO {
-            cryptokiVersion: CK_VERSION { major: 2, minor: 40 },
+            cryptokiVersion: CK_VERSION {
+                major: 2,
+                minor: 40,
+            },
             manufacturerID: padded("kmssh"),
             flags: 0,
             libraryDescription: padded("kmssh KMS keys PKCS#11 module"),
@@ -576,12 +585,23 @@ pub unsafe extern "C" fn C_SignInit(
 /// # Safety
 /// `signature` must be null or valid for writes of `*len` bytes; `len` non-null (checked
 /// by the caller) and valid.
-unsafe fn put_signature(output: SignOutput, signature: *mut CK_BYTE, len: *mut CK_ULONG) -> Result<(), CK_RV> {
+unsafe fn put_signature(
+    output: SignOutput,
+    signature: *mut CK_BYTE,
+    len: *mut CK_ULONG,
+) -> Result<(), CK_RV> {
     match output {
-        SignOutput::Length { len: needed, too_small } => {
+        SignOutput::Length {
+            len: needed,
+            too_small,
+        } => {
             // SAFETY: `len` is valid per the contract.
             unsafe { put(len, ulong(needed)) }?;
-            if too_small { Err(CKR_BUFFER_TOO_SMALL) } else { Ok(()) }
+            if too_small {
+                Err(CKR_BUFFER_TOO_SMALL)
+            } else {
+                Ok(())
+            }
         }
         SignOutput::Signature(bytes) => {
             // SAFETY: the token only signs when `*len` ≥ the signature's length.
@@ -711,7 +731,9 @@ pub unsafe extern "C" fn C_GenerateRandom(
         // SAFETY: non-null, `len` writable bytes per the caller.
         let buffer = unsafe { std::slice::from_raw_parts_mut(out, usize_of(len)) };
         getrandom::fill(buffer).map_err(|e| {
-            report(&format!("C_GenerateRandom: the operating system's generator failed: {e}"));
+            report(&format!(
+                "C_GenerateRandom: the operating system's generator failed: {e}"
+            ));
             CKR_DEVICE_ERROR
         })
     })

@@ -25,16 +25,40 @@ use crate::token::{Token, report};
 pub use entry::*;
 pub use unsupported::*;
 
-/// The initialised module: `None` before `C_Initialize` and after `C_Finalize`.
-static STATE: RwLock<Option<Arc<Token>>> = RwLock::new(None);
+/// The initialised module, and the process that initialised it.
+struct Initialized {
+    token: Arc<Token>,
+    pid: u32,
+}
 
-/// The token, for an entry point that needs an initialised module.
+/// The initialised module: `None` before `C_Initialize` and after `C_Finalize`.
+static STATE: RwLock<Option<Initialized>> = RwLock::new(None);
+
+/// The token, for an entry point that needs an initialised module. A child forked after
+/// `C_Initialize` has the parent's state but not its runtime's threads: PKCS#11 says it
+/// must initialise again, so until it does it is told it has not.
 fn token() -> Result<Arc<Token>, CK_RV> {
     STATE
         .read()
         .unwrap_or_else(PoisonError::into_inner)
-        .clone()
+        .as_ref()
+        .filter(|state| state.pid == std::process::id())
+        .map(|state| Arc::clone(&state.token))
         .ok_or(CKR_CRYPTOKI_NOT_INITIALIZED)
+}
+
+/// Takes the state out for `C_Finalize` or a new `C_Initialize`: this process's token, or
+/// `None`. A parent's token inherited over `fork` is forgotten, not dropped: dropping it
+/// would wait for runtime threads that do not exist in this process.
+fn take_own(state: &mut Option<Initialized>) -> Option<Arc<Token>> {
+    match state.take() {
+        Some(own) if own.pid == std::process::id() => Some(own.token),
+        Some(inherited) => {
+            std::mem::forget(inherited);
+            None
+        }
+        None => None,
+    }
 }
 
 /// Runs an entry point's body: `Ok` → `CKR_OK`, `Err(rv)` → `rv`, a panic →
@@ -45,7 +69,9 @@ fn guard(name: &str, body: impl FnOnce() -> Result<(), CK_RV>) -> CK_RV {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(rv)) => rv,
         Err(_) => {
-            report(&format!("{name}: internal error (a panic); please report it"));
+            report(&format!(
+                "{name}: internal error (a panic); please report it"
+            ));
             CKR_GENERAL_ERROR
         }
     }
@@ -128,7 +154,10 @@ unsafe fn put_list<T: Copy>(items: &[T], list: *mut T, count: *mut CK_ULONG) -> 
 /// calls through a null one; what the token does not do answers
 /// `CKR_FUNCTION_NOT_SUPPORTED`.
 static FUNCTION_LIST: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
-    version: CK_VERSION { major: 2, minor: 40 },
+    version: CK_VERSION {
+        major: 2,
+        minor: 40,
+    },
     C_Initialize: Some(C_Initialize),
     C_Finalize: Some(C_Finalize),
     C_GetInfo: Some(C_GetInfo),

@@ -17,11 +17,11 @@
 //! digests of one hash) can make. OpenSSH always sends the curve's own hash.
 
 use cryptoki_sys::{
-    CK_FLAGS, CK_KEY_TYPE, CK_MECHANISM_INFO, CK_MECHANISM_TYPE, CKF_EC_F_P, CKF_EC_NAMEDCURVE,
-    CKF_EC_UNCOMPRESS, CKF_HW, CKF_SIGN, CKK_EC, CKK_EC_EDWARDS, CKK_RSA, CKM_ECDSA, CKM_ECDSA_SHA256,
-    CKM_ECDSA_SHA384, CKM_ECDSA_SHA512, CKM_EDDSA, CKM_RSA_PKCS, CKM_SHA256_RSA_PKCS,
-    CKM_SHA384_RSA_PKCS, CKM_SHA512_RSA_PKCS, CKR_DATA_INVALID, CKR_DATA_LEN_RANGE,
-    CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_TYPE_INCONSISTENT, CK_RV,
+    CK_FLAGS, CK_KEY_TYPE, CK_MECHANISM_INFO, CK_MECHANISM_TYPE, CK_RV, CKF_EC_F_P,
+    CKF_EC_NAMEDCURVE, CKF_EC_UNCOMPRESS, CKF_HW, CKF_SIGN, CKK_EC, CKK_EC_EDWARDS, CKK_RSA,
+    CKM_ECDSA, CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512, CKM_EDDSA, CKM_RSA_PKCS,
+    CKM_SHA256_RSA_PKCS, CKM_SHA384_RSA_PKCS, CKM_SHA512_RSA_PKCS, CKR_DATA_INVALID,
+    CKR_DATA_LEN_RANGE, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_TYPE_INCONSISTENT,
 };
 use kmssh_core::rsa::traits::PublicKeyParts as _;
 use kmssh_core::{Algorithm, HashAlgorithm, KeyFamily, MAX_RSA_BITS, MIN_RSA_BITS, PublicKey};
@@ -188,7 +188,11 @@ impl Mechanism {
         if key.family() != self.family() {
             return Err(Refusal::new(
                 CKR_KEY_TYPE_INCONSISTENT,
-                format!("{} cannot sign with a {} key", self.name(), key.description()),
+                format!(
+                    "{} does not sign with this {} key",
+                    self.name(),
+                    key.description()
+                ),
             ));
         }
         if let (KeyFamily::Rsa, Some(hash)) = (self.family(), self.hash()) {
@@ -306,9 +310,7 @@ pub fn parse_digest_info(data: &[u8]) -> Result<(HashAlgorithm, &[u8]), Refusal>
     };
     Err(Refusal::new(
         CKR_DATA_INVALID,
-        format!(
-            "CKM_RSA_PKCS signs a DER DigestInfo of SHA-256, SHA-384 or SHA-512; got {what}"
-        ),
+        format!("CKM_RSA_PKCS signs a DER DigestInfo of SHA-256, SHA-384 or SHA-512; got {what}"),
     ))
 }
 
@@ -478,7 +480,7 @@ impl SignInput {
             _ => Err(Refusal::new(
                 CKR_KEY_TYPE_INCONSISTENT,
                 format!(
-                    "{} cannot sign with a {} key",
+                    "{} does not sign with this {} key",
                     self.mechanism.name(),
                     key.description()
                 ),
@@ -514,8 +516,14 @@ mod tests {
     #[test]
     fn ecdsa_digests_fit_the_curve() {
         let long: Vec<u8> = (1..=64).collect();
-        assert_eq!(fit_ecdsa_digest(Algorithm::EcdsaP256Sha256, &long), long[..32]);
-        assert_eq!(fit_ecdsa_digest(Algorithm::EcdsaP384Sha384, &long), long[..48]);
+        assert_eq!(
+            fit_ecdsa_digest(Algorithm::EcdsaP256Sha256, &long),
+            long[..32]
+        );
+        assert_eq!(
+            fit_ecdsa_digest(Algorithm::EcdsaP384Sha384, &long),
+            long[..48]
+        );
         let short = fit_ecdsa_digest(Algorithm::EcdsaP521Sha512, &long[..20]);
         assert_eq!(short.len(), 64);
         assert_eq!(&short[..44], &[0; 44]);

@@ -1,5 +1,5 @@
 //! The token, in safe Rust: its keys and objects, sessions, searches, signing operations
-//! and the runtime signatures are made on. The C entry points in [`crate::ffi`] only move
+//! and the runtime signatures are made on. The C entry points (the private `ffi` module) only move
 //! bytes between C pointers and these methods.
 //!
 //! Locks: the session table and each session have their own mutex, and neither is held
@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use cryptoki_sys::{
     CK_ATTRIBUTE_TYPE, CK_FLAGS, CK_OBJECT_HANDLE, CK_RV, CK_SESSION_HANDLE, CK_SESSION_INFO,
-    CK_SLOT_ID, CK_STATE, CK_USER_TYPE, CKF_RW_SESSION, CKF_SERIAL_SESSION, CKR_DEVICE_ERROR, CKR_GENERAL_ERROR, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID,
-    CKR_DATA_INVALID, CKR_MECHANISM_INVALID, CKR_OBJECT_HANDLE_INVALID, 
-    CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED, CKR_SESSION_HANDLE_INVALID,
-    CKR_SESSION_PARALLEL_NOT_SUPPORTED, CKR_SESSION_READ_ONLY_EXISTS,
-    CKR_SESSION_READ_WRITE_SO_EXISTS, CKR_USER_ALREADY_LOGGED_IN,
+    CK_SLOT_ID, CK_STATE, CK_USER_TYPE, CKF_RW_SESSION, CKF_SERIAL_SESSION, CKR_DATA_INVALID,
+    CKR_DEVICE_ERROR, CKR_GENERAL_ERROR, CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_KEY_HANDLE_INVALID,
+    CKR_MECHANISM_INVALID, CKR_OBJECT_HANDLE_INVALID, CKR_OPERATION_ACTIVE,
+    CKR_OPERATION_NOT_INITIALIZED, CKR_SESSION_HANDLE_INVALID, CKR_SESSION_PARALLEL_NOT_SUPPORTED,
+    CKR_SESSION_READ_ONLY_EXISTS, CKR_SESSION_READ_WRITE_SO_EXISTS, CKR_USER_ALREADY_LOGGED_IN,
     CKR_USER_ANOTHER_ALREADY_LOGGED_IN, CKR_USER_NOT_LOGGED_IN, CKR_USER_TYPE_INVALID,
     CKS_RO_PUBLIC_SESSION, CKS_RO_USER_FUNCTIONS, CKS_RW_PUBLIC_SESSION, CKS_RW_SO_FUNCTIONS,
     CKS_RW_USER_FUNCTIONS, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER,
@@ -381,7 +381,11 @@ impl Token {
     pub fn logout(&self, handle: CK_SESSION_HANDLE) -> Result<(), CK_RV> {
         self.session(handle)?;
         let mut sessions = lock(&self.sessions);
-        sessions.login.take().map(|_| ()).ok_or(CKR_USER_NOT_LOGGED_IN)
+        sessions
+            .login
+            .take()
+            .map(|_| ())
+            .ok_or(CKR_USER_NOT_LOGGED_IN)
     }
 
     /// `C_FindObjectsInit`: every object whose attributes equal the template's.
@@ -414,7 +418,11 @@ impl Token {
     ///
     /// # Errors
     /// `CKR_OPERATION_NOT_INITIALIZED` without a search, `CKR_SESSION_HANDLE_INVALID`.
-    pub fn find(&self, handle: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>, CK_RV> {
+    pub fn find(
+        &self,
+        handle: CK_SESSION_HANDLE,
+        max: usize,
+    ) -> Result<Vec<CK_OBJECT_HANDLE>, CK_RV> {
         let session = self.session(handle)?;
         let mut session = lock(&session);
         let search = session
@@ -577,19 +585,33 @@ impl Token {
             let key = &self.keys[signing.object.key];
             let len = Mechanism::signature_len(key.objects.public_key());
             match capacity {
-                None => return Ok(SignOutput::Length { len, too_small: false }),
+                None => {
+                    return Ok(SignOutput::Length {
+                        len,
+                        too_small: false,
+                    });
+                }
                 Some(capacity) if capacity < len => {
-                    return Ok(SignOutput::Length { len, too_small: true });
+                    return Ok(SignOutput::Length {
+                        len,
+                        too_small: true,
+                    });
                 }
                 Some(_) => {}
             }
             // Taken out: whatever happens next ends the operation, and the session's lock
             // is not held while the key signs.
-            let signing = session.signing.take().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+            let signing = session
+                .signing
+                .take()
+                .ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
             (key, signing)
         };
         if let Some(data) = data {
-            signing.input.update(data).map_err(|r| self.refuse(key, &r))?;
+            signing
+                .input
+                .update(data)
+                .map_err(|r| self.refuse(key, &r))?;
         }
         let public_key = key.objects.public_key();
         let request = signing
@@ -600,12 +622,18 @@ impl Token {
             report(&format!("{}: {e}", key.objects.label()));
             rv_for(e.kind())
         })?;
-        Ok(SignOutput::Signature(signature_bytes(&signature, public_key)))
+        Ok(SignOutput::Signature(signature_bytes(
+            &signature, public_key,
+        )))
     }
 
     /// Signs on the runtime within the timeout, waiting on this thread (not inside the
     /// runtime, so a caller that is itself async code does not deadlock it).
-    fn sign_with(&self, key: &TokenKey, request: SignRequest) -> Result<Signature, kmssh_core::Error> {
+    fn sign_with(
+        &self,
+        key: &TokenKey,
+        request: SignRequest,
+    ) -> Result<Signature, kmssh_core::Error> {
         let timeout = self.timeout;
         let timed_out = || {
             kmssh_core::Error::new(
@@ -668,6 +696,35 @@ impl Drop for Token {
         // C_Finalize never waits on a KMS.
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table in the crate docs, kind by kind.
+    #[test]
+    fn error_kinds_map_as_documented() {
+        let table = [
+            (ErrorKind::Throttled, CKR_DEVICE_ERROR),
+            (ErrorKind::Unavailable, CKR_DEVICE_ERROR),
+            (ErrorKind::Timeout, CKR_DEVICE_ERROR),
+            (ErrorKind::BadSignature, CKR_DEVICE_ERROR),
+            (ErrorKind::NotFound, CKR_DEVICE_ERROR),
+            (ErrorKind::Unauthenticated, CKR_DEVICE_ERROR),
+            (ErrorKind::PermissionDenied, CKR_KEY_FUNCTION_NOT_PERMITTED),
+            (ErrorKind::InvalidKey, CKR_KEY_FUNCTION_NOT_PERMITTED),
+            (ErrorKind::UnsupportedAlgorithm, CKR_MECHANISM_INVALID),
+            (ErrorKind::InvalidInput, CKR_DATA_INVALID),
+            (ErrorKind::InvalidUri, CKR_GENERAL_ERROR),
+            (ErrorKind::BackendNotCompiled, CKR_GENERAL_ERROR),
+            (ErrorKind::Config, CKR_GENERAL_ERROR),
+            (ErrorKind::Unexpected, CKR_GENERAL_ERROR),
+        ];
+        for (kind, rv) in table {
+            assert_eq!(rv_for(kind), rv, "{kind}");
         }
     }
 }

@@ -12,15 +12,15 @@ use cryptoki_sys::{
     CKA_ALLOWED_MECHANISMS, CKA_ALWAYS_AUTHENTICATE, CKA_ALWAYS_SENSITIVE, CKA_CLASS,
     CKA_COEFFICIENT, CKA_COPYABLE, CKA_DECRYPT, CKA_DERIVE, CKA_DESTROYABLE, CKA_EC_PARAMS,
     CKA_EC_POINT, CKA_ENCRYPT, CKA_END_DATE, CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_EXTRACTABLE,
-    CKA_ID, CKA_KEY_GEN_MECHANISM, CKA_KEY_TYPE, CKA_LABEL, CKA_LOCAL, CKA_MODIFIABLE,
-    CKA_MODULUS, CKA_MODULUS_BITS, CKA_NEVER_EXTRACTABLE, CKA_PRIME_1, CKA_PRIME_2,
-    CKA_PRIVATE, CKA_PRIVATE_EXPONENT, CKA_PUBLIC_EXPONENT, CKA_PUBLIC_KEY_INFO, CKA_SENSITIVE,
-    CKA_SIGN, CKA_SIGN_RECOVER, CKA_START_DATE, CKA_SUBJECT, CKA_TOKEN, CKA_TRUSTED,
-    CKA_UNWRAP, CKA_VALUE, CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP, CKA_WRAP_WITH_TRUSTED,
-    CKO_PRIVATE_KEY, CKO_PUBLIC_KEY,
+    CKA_ID, CKA_KEY_GEN_MECHANISM, CKA_KEY_TYPE, CKA_LABEL, CKA_LOCAL, CKA_MODIFIABLE, CKA_MODULUS,
+    CKA_MODULUS_BITS, CKA_NEVER_EXTRACTABLE, CKA_PRIME_1, CKA_PRIME_2, CKA_PRIVATE,
+    CKA_PRIVATE_EXPONENT, CKA_PUBLIC_EXPONENT, CKA_PUBLIC_KEY_INFO, CKA_SENSITIVE, CKA_SIGN,
+    CKA_SIGN_RECOVER, CKA_START_DATE, CKA_SUBJECT, CKA_TOKEN, CKA_TRUSTED, CKA_UNWRAP, CKA_VALUE,
+    CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP, CKA_WRAP_WITH_TRUSTED, CKO_PRIVATE_KEY,
+    CKO_PUBLIC_KEY,
 };
-use kmssh_core::spki::EncodePublicKey as _;
 use kmssh_core::rsa::traits::PublicKeyParts as _;
+use kmssh_core::spki::EncodePublicKey as _;
 use kmssh_core::{Algorithm, PublicKey};
 use sha2::Digest as _;
 
@@ -247,32 +247,38 @@ impl KeyObjects {
                     .collect(),
             ),
             CKA_PUBLIC_KEY_INFO => bytes(&self.spki),
-            CKA_EC_PARAMS => self.ec_params().map_or(AttributeValue::Invalid, |v| bytes(&v)),
-            CKA_EC_POINT => self.ec_point().map_or(AttributeValue::Invalid, |v| bytes(&v)),
+            CKA_EC_PARAMS => self
+                .ec_params()
+                .map_or(AttributeValue::Invalid, |v| bytes(&v)),
+            CKA_EC_POINT => self
+                .ec_point()
+                .map_or(AttributeValue::Invalid, |v| bytes(&v)),
             CKA_MODULUS => rsa.map_or(AttributeValue::Invalid, |k| bytes(&k.n_bytes())),
             CKA_PUBLIC_EXPONENT => rsa.map_or(AttributeValue::Invalid, |k| bytes(&k.e_bytes())),
             CKA_MODULUS_BITS => rsa.map_or(AttributeValue::Invalid, |k| {
                 ulong(CK_ULONG::from(k.n().bit_width_vartime()))
             }),
             // Public key only.
-            CKA_ENCRYPT | CKA_VERIFY_RECOVER | CKA_WRAP | CKA_TRUSTED if !private => {
-                boolean(false)
-            }
+            CKA_ENCRYPT | CKA_VERIFY_RECOVER | CKA_WRAP | CKA_TRUSTED if !private => boolean(false),
             CKA_VERIFY if !private => boolean(true),
             // Private key only.
             CKA_SIGN if private => boolean(true),
             CKA_SENSITIVE | CKA_ALWAYS_SENSITIVE | CKA_NEVER_EXTRACTABLE if private => {
                 boolean(true)
             }
-            CKA_DECRYPT | CKA_SIGN_RECOVER | CKA_UNWRAP | CKA_EXTRACTABLE
-            | CKA_WRAP_WITH_TRUSTED | CKA_ALWAYS_AUTHENTICATE
+            CKA_DECRYPT
+            | CKA_SIGN_RECOVER
+            | CKA_UNWRAP
+            | CKA_EXTRACTABLE
+            | CKA_WRAP_WITH_TRUSTED
+            | CKA_ALWAYS_AUTHENTICATE
                 if private =>
             {
                 boolean(false)
             }
             CKA_VALUE if private && rsa.is_none() => AttributeValue::Sensitive,
-            CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1
-            | CKA_EXPONENT_2 | CKA_COEFFICIENT
+            CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2
+            | CKA_COEFFICIENT
                 if private && rsa.is_some() =>
             {
                 AttributeValue::Sensitive
@@ -286,8 +292,8 @@ impl KeyObjects {
     /// caller used).
     #[must_use]
     pub fn matches(&self, class: ObjectClass, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> bool {
-        template.iter().all(|(attribute, wanted)| {
-            match self.attribute(class, *attribute) {
+        template.iter().all(
+            |(attribute, wanted)| match self.attribute(class, *attribute) {
                 AttributeValue::Bytes(value) => {
                     if BOOLEANS.contains(attribute) && value.len() == 1 && wanted.len() == 1 {
                         (value[0] != 0) == (wanted[0] != 0)
@@ -296,8 +302,8 @@ impl KeyObjects {
                     }
                 }
                 AttributeValue::Sensitive | AttributeValue::Invalid => false,
-            }
-        })
+            },
+        )
     }
 }
 
@@ -350,6 +356,9 @@ mod tests {
         let tlv = der(TAG_OCTET_STRING, &[0; 133]);
         assert_eq!(&tlv[..3], &[0x04, 0x81, 0x85]);
         assert_eq!(tlv.len(), 136);
-        assert_eq!(&der(TAG_OCTET_STRING, &[0; 300])[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(
+            &der(TAG_OCTET_STRING, &[0; 300])[..4],
+            &[0x04, 0x82, 0x01, 0x2c]
+        );
     }
 }

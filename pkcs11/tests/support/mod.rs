@@ -17,7 +17,9 @@ pub fn module_path() -> PathBuf {
     let deps = exe.parent().expect("deps folder");
     let candidates = [
         deps.join("libkmssh_pkcs11.so"),
-        deps.parent().expect("profile folder").join("libkmssh_pkcs11.so"),
+        deps.parent()
+            .expect("profile folder")
+            .join("libkmssh_pkcs11.so"),
     ];
     candidates
         .iter()
@@ -69,7 +71,9 @@ impl KeySet {
             let secret =
                 kmssh_backend_local::create_key_file(&path, *spec).expect("create key file");
             let uri = format!("local:{}", path.display());
-            toml.push_str(&format!("[[key]]\nlabel = \"{label}\"\nuri = \"{uri}\"\n\n"));
+            toml.push_str(&format!(
+                "[[key]]\nlabel = \"{label}\"\nuri = \"{uri}\"\n\n"
+            ));
             keys.push(TestKey {
                 label: (*label).to_owned(),
                 uri,
@@ -155,3 +159,4 @@ pub fn module_lines(stderr: &str) -> Vec<&str> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+pub mod raw;
