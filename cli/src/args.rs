@@ -483,6 +483,14 @@ pub struct SignArgs {
     /// CA's default, as `ssh-keygen -s`) or `rsa-sha2-256`. `ssh-rsa` (SHA-1) is refused.
     #[arg(long, value_parser = parse_algorithm)]
     pub ca_sig_alg: Option<Algorithm>,
+    /// Signatures in flight at once when signing many keys (default 32).
+    #[arg(long, value_name = "N", default_value_t = kmssh_pki::batch::DEFAULT_BATCH_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    pub concurrency: usize,
+    /// At most this many signatures started per second, to stay under a provider quota
+    /// (AWS KMS ECC Sign: 1000/s per account and region; Azure Key Vault EC HSM keys: 2000
+    /// per 10 s per vault).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rate: Option<u32>,
     /// Public key files (`-` reads stdin and writes the certificate to stdout).
     #[arg(required_unless_present = "csr")]
     pub public_keys: Vec<PathBuf>,

@@ -55,6 +55,8 @@ pub enum Field {
     RevocationList,
     /// The signature algorithm asked of the CA key.
     SignatureAlgorithm,
+    /// A batch's signatures per second.
+    RateLimit,
 }
 
 impl Field {
@@ -86,6 +88,7 @@ impl Field {
             Self::CertificationRequest => "PKCS#10 CSR",
             Self::RevocationList => "KRL",
             Self::SignatureAlgorithm => "signature algorithm",
+            Self::RateLimit => "rate limit",
         }
     }
 }

@@ -111,6 +111,10 @@ pub struct KeyTable {
     /// For a `local:` key: create it on first start with this type (`ecdsa`, `rsa`,
     /// `ed25519`) when the file does not exist.
     pub create: Option<String>,
+    /// At most this many signatures started per second with this key by this instance
+    /// (across all callers), to stay under the provider's quota rather than be
+    /// throttled: requests over it wait their turn, within the request timeout.
+    pub max_rate: Option<u32>,
 }
 
 impl KeyConfig {
@@ -236,6 +240,8 @@ pub struct KeyRoute {
     /// Other `kmsKeyId` values that select this key: the URI's key id (for cloud keys) and
     /// the configured aliases, as paramiko-cloud clients send them.
     pub ids: Vec<String>,
+    /// The key's `max_rate`, if any.
+    pub max_rate: Option<u32>,
 }
 
 impl Config {
@@ -311,6 +317,14 @@ impl Config {
                     parse_provider(provider).map_err(|m| {
                         self.invalid(text, key.span(), &format!("{at}.provider"), m)
                     })?;
+                }
+                if table.max_rate == Some(0) {
+                    return Err(self.invalid(
+                        text,
+                        key.span(),
+                        &format!("{at}.max_rate"),
+                        "0 signatures per second would never sign: remove it for no limit",
+                    ));
                 }
                 if let Some(kind) = &table.create {
                     if !table.uri.starts_with("local:") {
@@ -468,6 +482,10 @@ impl Config {
                     name: name.clone(),
                     provider,
                     ids,
+                    max_rate: match key {
+                        KeyConfig::Table(table) => table.max_rate,
+                        KeyConfig::Uri(_) => None,
+                    },
                 }
             })
             .collect()

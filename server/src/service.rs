@@ -36,6 +36,8 @@ pub struct CaKey {
     pub fingerprint: String,
     /// How requests name it.
     pub route: KeyRoute,
+    /// Spaces its signatures when the key has a `max_rate`.
+    pub pacer: Option<kmssh_pki::batch::Pacer>,
 }
 
 impl CaKey {
@@ -44,11 +46,16 @@ impl CaKey {
     pub fn new(route: KeyRoute, key: Arc<dyn KmsKey>) -> Self {
         let public_key = ssh_public_key(key.public_key());
         let fingerprint = public_key.fingerprint(HashAlg::Sha256).to_string();
+        // A zero rate is refused when the configuration is read.
+        let pacer = route
+            .max_rate
+            .and_then(|rate| kmssh_pki::batch::Pacer::new(rate).ok());
         Self {
             key,
             public_key,
             fingerprint,
             route,
+            pacer,
         }
     }
 
@@ -245,6 +252,12 @@ impl SignerService {
         params
             .serial(serial)
             .map_err(|e| refuse(Status::internal(e.to_string()), "serial"))?;
+        if let Some(pacer) = &ca.pacer {
+            let wait = pacer.take(std::time::Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
         let certificate = kmssh_pki::issue_at(ca.key.as_ref(), &csr.public_key, &params, now)
             .await
             .map_err(|e| refuse(signing_status(&e), "signing"))?;

@@ -482,7 +482,48 @@ async fn bad_configurations_are_refused_with_the_line() {
         .expect("refused")
         .to_string();
     assert!(error.contains("unknown field `unknown_key`"), "{error}");
+
+    let text = two_callers_config(dir.path(), "").replace(
+        "user-ca = \"local:ephemeral?type=ecdsa\"",
+        "user-ca = { uri = \"local:ephemeral?type=ecdsa\", max_rate = 0 }",
+    );
+    let error = Running::try_start(dir.path(), &text)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("keys.user-ca.max_rate"), "{error}");
     let _ = Duration::ZERO;
+}
+
+/// A key with `max_rate` serves every request, spacing their signatures (the wait is
+/// within the request timeout, so 20 concurrent requests at 50/s all succeed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_key_serves_every_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = two_callers_config(dir.path(), "").replace(
+        "user-ca = \"local:ephemeral?type=ecdsa\"",
+        "user-ca = { uri = \"local:ephemeral?type=ecdsa\", max_rate = 50 }",
+    );
+    let running = Running::start(dir.path(), &text).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let mut client = running.client(Some(ALICE)).await;
+        tasks.spawn(async move {
+            client
+                .sign("user-ca", &user_request(&["dev-a"], 1), None)
+                .await
+                .expect("certificate")
+                .as_ssh_key()
+                .serial()
+        });
+    }
+    let mut serials = std::collections::BTreeSet::new();
+    while let Some(serial) = tasks.join_next().await {
+        serials.insert(serial.expect("task"));
+    }
+    assert_eq!(serials.len(), 20);
+    running.stop().await.expect("stops");
 }
 
 /// A request stream of one message.

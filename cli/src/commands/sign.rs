@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kmssh_core::resolved_output_path;
-use kmssh_pki::batch::{DEFAULT_BATCH_CONCURRENCY, issue_batch};
+use kmssh_pki::batch::{BatchLimits, issue_batch_paced};
 use kmssh_pki::ssh_key::public::KeyData;
 use kmssh_pki::{
     CertificateParameters, CertificateSigningRequest, CertificateType, cert_path_for, issue,
@@ -86,11 +86,16 @@ pub async fn sign(args: SignArgs) -> Result<(), Failure> {
     }
     let ca = open_key(&args.ca, &args.key, subjects.len()).await?;
     let progress = progress_bar(subjects.len());
-    let issued = issue_batch(
+    let limits = BatchLimits {
+        concurrency: args.concurrency.max(1),
+        per_second: args.max_rate,
+    };
+    let issued = issue_batch_paced(
         ca.as_ref(),
         &params,
         &subjects,
-        DEFAULT_BATCH_CONCURRENCY,
+        limits,
+        tokio::time::sleep,
         |done| progress.set_position(done as u64),
     )
     .await?;
