@@ -58,6 +58,23 @@ pub enum Fault {
     Rewrite(Rewrite),
 }
 
+impl Fault {
+    /// The fault's name without its parameters (`Throttle`, `Delay`…).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Throttle { .. } => "Throttle",
+            Self::ServerError => "ServerError",
+            Self::Denied => "Denied",
+            Self::Delay(_) => "Delay",
+            Self::Drop => "Drop",
+            Self::CorruptSignature => "CorruptSignature",
+            Self::ShortSignature => "ShortSignature",
+            Self::Rewrite(_) => "Rewrite",
+        }
+    }
+}
+
 impl fmt::Debug for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -76,6 +93,8 @@ impl fmt::Debug for Fault {
 #[derive(Default)]
 struct State {
     counts: HashMap<Operation, usize>,
+    /// Faults applied so far, by [`Fault::kind`].
+    applied: HashMap<&'static str, usize>,
     /// (operation, fault, how many more requests it applies to)
     queue: Vec<(Operation, Fault, usize)>,
 }
@@ -116,6 +135,12 @@ impl FaultHandle {
         self.lock().queue.clear();
     }
 
+    /// Faults applied so far (taken by a request), by [`Fault::kind`].
+    #[must_use]
+    pub fn applied(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        self.lock().applied.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
     /// Requests seen for `operation` so far, faulted ones included.
     #[must_use]
     pub fn count(&self, operation: Operation) -> usize {
@@ -132,7 +157,9 @@ impl FaultHandle {
             .iter_mut()
             .find(|(o, _, left)| *o == operation && *left > 0)?;
         due.2 -= 1;
-        Some(due.1.clone())
+        let fault = due.1.clone();
+        *state.applied.entry(fault.kind()).or_default() += 1;
+        Some(fault)
     }
 
     /// Counts one request for `operation` and decides what to do with it, waiting out a

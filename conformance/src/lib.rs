@@ -43,6 +43,8 @@ pub mod azure;
 #[cfg(feature = "azure")]
 pub mod azure_emulator;
 pub mod cases;
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+pub mod chaos;
 pub mod fault_proxy;
 pub mod faults;
 pub mod fixture;
