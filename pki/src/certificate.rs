@@ -258,6 +258,18 @@ impl Certificate {
                 format!("not an OpenSSH certificate: {e}"),
             )
         })?;
+        // ssh-key takes any ASCII as an unknown type's name; a space or a control
+        // character in it would break the `*-cert.pub` line (found by fuzzing).
+        let kind = inner.algorithm().to_certificate_type();
+        if !kind.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::field(
+                Field::Certificate,
+                format!(
+                    "certificate type {} is not an algorithm name",
+                    crate::error::shown(&kind)
+                ),
+            ));
+        }
         let canonical = inner.to_bytes().is_ok_and(|again| again == blob);
         Ok(Self {
             inner,

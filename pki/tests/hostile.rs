@@ -375,3 +375,33 @@ fn a_cert_line_must_name_the_certificate_inside() {
         Some(Field::Certificate)
     );
 }
+
+/// Found by fuzzing (`fuzz/fuzz_targets/certificate.rs`): ssh-key reads an unknown
+/// certificate type whose name holds a newline, and its `*-cert.pub` line then spanned two
+/// lines. Such a name is refused when the certificate is read.
+#[test]
+fn a_certificate_type_with_a_control_character_is_refused() {
+    let (ca, _) = foreign_ca();
+    let subject = PrivateKey::random(
+        &mut UnwrapErr(SysRng),
+        kmssh_pki::ssh_key::Algorithm::Ed25519,
+    )
+    .expect("ssh-key generates")
+    .public_key()
+    .key_data()
+    .clone();
+    let mut b = builder(&subject);
+    b.valid_principal("alice").expect("p");
+    let blob = b.sign(&ca).expect("signed").to_bytes().expect("bytes");
+    Certificate::from_bytes(&blob).expect("as signed");
+    for name in [
+        &b"ssh-ed25519-cert-v01@openssh.\nom"[..],
+        b"ssh-ed25519-cert-v01@openssh.c m",
+        b"ssh-ed25519-cert-v01@openssh.\x1bom",
+    ] {
+        let renamed = replace_once(&blob, b"ssh-ed25519-cert-v01@openssh.com", name);
+        let err =
+            Certificate::from_bytes(&renamed).expect_err("a type name with a control character");
+        assert_eq!(err.offending_field(), Some(Field::Certificate), "{err}");
+    }
+}

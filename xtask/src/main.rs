@@ -6,9 +6,12 @@
 //! cargo xtask ci                                  fmt, clippy, tests, every conformance target
 //! cargo xtask bench [local|aws|cli|server|all]    signing and issuing rates, with ratios
 //!                                                 (server: `kmssh serve` under load, mTLS)
+//! cargo xtask fuzz [--seconds N] [--target NAME]  each cargo-fuzz target in fuzz/ for N s
 //! ```
 
 use std::process::{Command, ExitCode};
+
+mod fuzz;
 
 /// The backends, from core's one list (a dependency-free file, included so xtask does
 /// not build the crate).
@@ -378,7 +381,74 @@ fn ci() -> Result<(), String> {
             .args(["doc", "--workspace", "--no-deps", "--all-features"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
-    conformance("all")
+    // A smoke run of every fuzz target: the seeds and a few seconds of mutations.
+    fuzz::fuzz(fuzz::CI_SECONDS, None)?;
+    conformance("all")?;
+    // A short fault campaign per emulator: every certificate verified, none from a bad
+    // answer.
+    chaos("all", &["--certificates", CHAOS_CI_CERTIFICATES])
+}
+
+/// Certificates per backend in CI's fault campaign (the full campaign is 2,000).
+const CHAOS_CI_CERTIFICATES: &str = "400";
+
+/// `chaos --backend aws|gcp|azure|all [campaign flags]`: the fault campaign example.
+fn chaos(backend: &str, rest: &[&str]) -> Result<(), String> {
+    let backends: &[&str] = match backend {
+        "all" => &["aws", "gcp", "azure"],
+        "aws" => &["aws"],
+        "gcp" => &["gcp"],
+        "azure" => &["azure"],
+        other => {
+            return Err(format!(
+                "chaos needs an emulated backend: aws, gcp, azure or all, not {other:?}"
+            ));
+        }
+    };
+    for name in backends {
+        run(
+            &format!("chaos {name}"),
+            cargo()
+                .args([
+                    "run",
+                    "--quiet",
+                    "-p",
+                    "kmssh-conformance",
+                    "--example",
+                    "chaos",
+                    "--",
+                    "--backend",
+                    name,
+                ])
+                .args(rest),
+        )?;
+    }
+    Ok(())
+}
+
+/// `fuzz [--seconds N] [--target NAME]`, in any order.
+fn fuzz_command(args: &[&str]) -> Result<(), String> {
+    let usage = || {
+        format!(
+            "usage: cargo xtask fuzz [--seconds N] [--target {}]",
+            fuzz::TARGETS.join("|")
+        )
+    };
+    let (mut seconds, mut target) = (fuzz::DEFAULT_SECONDS, None);
+    let mut rest = args.iter();
+    while let Some(&flag) = rest.next() {
+        match (flag, rest.next()) {
+            ("--seconds", Some(n)) => {
+                seconds =
+                    n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        format!("--seconds {n:?}: a whole number of seconds above 0")
+                    })?;
+            }
+            ("--target", Some(name)) => target = Some(*name),
+            _ => return Err(usage()),
+        }
+    }
+    fuzz::fuzz(seconds, target)
 }
 
 fn bench(name: &str, rest: &[&str]) -> Result<(), String> {
@@ -426,8 +496,11 @@ fn main() -> ExitCode {
         ["bench", "--backend", name, rest @ ..] => bench(name, rest),
         ["bench", name, rest @ ..] if !name.starts_with('-') => bench(name, rest),
         ["bench", rest @ ..] => bench("local", rest),
+        ["fuzz", rest @ ..] => fuzz_command(rest),
+        ["chaos", "--backend", backend, rest @ ..] => chaos(backend, rest),
+        ["chaos", rest @ ..] => chaos("all", rest),
         _ => Err(format!(
-            "usage: cargo xtask demo | conformance [--backend {}] | ci | bench [local|aws|cli|server|all]",
+            "usage: cargo xtask demo | conformance [--backend {}] | ci | bench [local|aws|cli|server|all] | fuzz [--seconds N] [--target NAME] | chaos [--backend aws|gcp|azure|all] [--certificates N] [--fault-every N] [--seed N]",
             backend_names()
         )),
     };
