@@ -666,12 +666,19 @@ impl Fixture for AwsFixture {
         let key = kmssh_core::open_with(&uri, &options)
             .await
             .expect("open emulator key through the proxy");
+        let mut child_environment = self.child_environment().unwrap_or_default();
+        for (name, value) in &mut child_environment {
+            if name == "AWS_ENDPOINT_URL" {
+                *value = proxy.url();
+            }
+        }
         Some(FaultyKey {
             key,
             faults: proxy.faults().clone(),
             uri,
             options,
             guard: Some(Box::new(proxy)),
+            child_environment,
         })
     }
 }

@@ -211,6 +211,7 @@ impl Fixture for AzureFixture {
             uri,
             options,
             guard: None,
+            child_environment: self.child_environment().unwrap_or_default(),
         })
     }
 }

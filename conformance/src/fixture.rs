@@ -104,6 +104,9 @@ pub struct FaultyKey {
     pub options: Options,
     /// Whatever must live as long as the key (a proxy).
     pub guard: Option<Box<dyn Any + Send + Sync>>,
+    /// What another process needs in its environment to reach the key through the same
+    /// fault layer (see [`Fixture::child_environment`]).
+    pub child_environment: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for FaultyKey {

@@ -226,6 +226,7 @@ impl Fixture for GcpFixture {
             uri,
             options,
             guard: None,
+            child_environment: self.child_environment().unwrap_or_default(),
         })
     }
 }

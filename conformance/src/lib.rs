@@ -218,6 +218,19 @@ macro_rules! conformance_suite {
                         $crate::cases::login::agent_survives_a_backend_outage(key).await;
                     }
                 }
+
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn pkcs11_survives_a_backend_outage() {
+                    if let Some(key) = $crate::fixture::faulty_key_for(
+                        fixture(),
+                        SPEC,
+                        $crate::fixture::Capability::Faults,
+                    )
+                    .await
+                    {
+                        $crate::cases::login::pkcs11_survives_a_backend_outage(key).await;
+                    }
+                }
             }
         }
     };

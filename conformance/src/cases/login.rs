@@ -213,12 +213,13 @@ pub fn pkcs11_module() -> PathBuf {
         })
 }
 
-fn pkcs11_config(dir: &Path, key: &dyn KmsKey) -> PathBuf {
+/// The module's configuration: the one key, and the deadline of each signature.
+fn pkcs11_config(dir: &Path, key: &dyn KmsKey, timeout: &str) -> PathBuf {
     let config = dir.join("pkcs11.toml");
     std::fs::write(
         &config,
         format!(
-            "[[key]]\nlabel = \"conformance\"\nuri = \"{}\"\n",
+            "timeout = \"{timeout}\"\n[[key]]\nlabel = \"conformance\"\nuri = \"{}\"\n",
             key.uri()
                 .to_string()
                 .replace('\\', "\\\\")
@@ -246,7 +247,7 @@ pub async fn pkcs11_logs_in(key: Arc<dyn KmsKey>, env: Vec<(String, String)>) {
     let mut env = env;
     env.push((
         "KMSSH_PKCS11_CONFIG".to_owned(),
-        pkcs11_config(dir.path(), key.as_ref())
+        pkcs11_config(dir.path(), key.as_ref(), "30s")
             .display()
             .to_string(),
     ));
@@ -370,4 +371,58 @@ pub async fn agent_survives_a_backend_outage(key: crate::fixture::FaultyKey) {
         .await
         .expect("agent task")
         .expect("the agent stops cleanly");
+}
+
+/// The backend goes away while ssh signs through the PKCS#11 module (every `Sign`
+/// dropped): the module answers `CKR_DEVICE_ERROR` within its `timeout`, ssh fails cleanly
+/// ("Permission denied"), and a login once the backend is back succeeds.
+pub async fn pkcs11_survives_a_backend_outage(key: crate::fixture::FaultyKey) {
+    use crate::faults::{Fault, Operation};
+
+    if key.key.public_key().family() == KeyFamily::Ed25519 {
+        eprintln!("skipped: OpenSSH 9.2 signs no Ed25519 through PKCS#11 (10.1 does)");
+        return;
+    }
+    let setup = LoginSetup::new().await;
+    let ca = login_ca().await;
+    let servers = Servers::start(&setup, key.key.as_ref(), ca.as_ref()).await;
+    let dir = scratch();
+    let mut env = key.child_environment.clone();
+    env.push((
+        "KMSSH_PKCS11_CONFIG".to_owned(),
+        pkcs11_config(dir.path(), key.key.as_ref(), "4s")
+            .display()
+            .to_string(),
+    ));
+    let auth = vec![
+        format!("PKCS11Provider={}", pkcs11_module().display()),
+        "IdentityAgent=none".to_owned(),
+        "IdentitiesOnly=no".to_owned(),
+        "IdentityFile=/dev/null".to_owned(),
+        format!(
+            "PubkeyAcceptedAlgorithms={}",
+            accepted_algorithms(key.key.as_ref())
+        ),
+    ];
+    let output = login(&setup, &servers.by_key, &auth, &env, "echo before").await;
+    assert_logged_in(&output, &servers.by_key, "before");
+
+    key.faults.inject(Operation::Sign, Fault::Drop, 100_000);
+    let started = std::time::Instant::now();
+    let output = login(&setup, &servers.by_key, &auth, &env, "echo during").await;
+    assert!(!output.status.success(), "logged in without the backend");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Permission denied"),
+        "not a clean refusal: {stderr}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "ssh waited {:?}",
+        started.elapsed()
+    );
+
+    key.faults.clear();
+    let output = login(&setup, &servers.by_key, &auth, &env, "echo after").await;
+    assert_logged_in(&output, &servers.by_key, "after");
 }
