@@ -12,19 +12,34 @@
 //! resident set size, by GNU `/usr/bin/time` or else by sampling `/proc/PID/status`):
 //! the message is streamed through the hash, so it must stay under 64 MiB.
 //!
+//! The one-shot runs also break a cold `kmssh sign` down, from medians of runs alternated
+//! with it: `/bin/true` (what any fork + exec costs here), `kmssh --version` (binary load,
+//! dynamic linking, argument parsing: everything before a command runs), `kmssh pubkey
+//! --ca local:CA` (plus the Tokio runtime, the backend registry and opening the key file),
+//! and the sign itself (plus hashing, signing and writing the certificate); the same
+//! for ssh-keygen with `ssh-keygen -y -f CA` (load and key open) against `ssh-keygen -s`.
+//! The one-shot target: kmssh at most 0.6× ssh-keygen's wall time.
+//!
 //! Run with `cargo xtask bench cli`. Options: `--one-shot-runs N` (default 30),
 //! `--batch-keys N` (default 1000), `--batch-runs N` (default 3), `--curves p256,p384,p521`,
-//! `--aws`, `--message-mib N` (default 1024), `--memory-only`.
+//! `--aws`, `--message-mib N` (default 1024), `--memory-only`, `--write` / `--no-write`
+//! (BENCHMARKS.md is written by default for runs with the default counts or more).
 
 // The tests' helpers: ssh-keygen key pairs.
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/report.rs"]
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const KMSSH: &str = env!("CARGO_BIN_EXE_kmssh");
+const SECTION: &str =
+    "## `kmssh sign` against `ssh-keygen -s`, and process start cost (`cargo xtask bench cli`)";
+/// One-shot `kmssh sign` over `ssh-keygen -s` wall time, at most (reported, not asserted).
+const TARGET_ONE_SHOT: f64 = 0.6;
 
 struct Settings {
     one_shot_runs: usize,
@@ -34,6 +49,7 @@ struct Settings {
     aws: bool,
     message_mib: u64,
     memory_only: bool,
+    write: bool,
 }
 
 fn settings() -> Settings {
@@ -50,10 +66,16 @@ fn settings() -> Settings {
                 .unwrap_or_else(|_| panic!("{flag} takes a number, not {v:?}"))
         })
     };
+    let one_shot_runs = number("--one-shot-runs", 30).max(1);
+    let batch_keys = number("--batch-keys", 1000).max(1);
+    let batch_runs = number("--batch-runs", 3).max(1);
+    let flag = |name: &str| args.iter().any(|a| a == name);
     Settings {
-        one_shot_runs: number("--one-shot-runs", 30).max(1),
-        batch_keys: number("--batch-keys", 1000).max(1),
-        batch_runs: number("--batch-runs", 3).max(1),
+        write: !flag("--no-write")
+            && (flag("--write") || (one_shot_runs >= 30 && batch_keys >= 1000 && batch_runs >= 3)),
+        one_shot_runs,
+        batch_keys,
+        batch_runs,
         curves: value("--curves")
             .unwrap_or_else(|| "p256,p384,p521".to_owned())
             .split(',')
@@ -69,15 +91,15 @@ fn settings() -> Settings {
 const MESSAGE_RSS_LIMIT_KIB: u64 = 64 * 1024;
 
 /// Peak resident set size of `kmssh sign-message` over a `message_mib` MiB message, in
-/// each output format; panics above [`MESSAGE_RSS_LIMIT_KIB`].
-fn message_memory(settings: &Settings, dir: &Path) {
+/// each output format, as a table; panics above [`MESSAGE_RSS_LIMIT_KIB`].
+fn message_memory(settings: &Settings, dir: &Path) -> String {
     let message = dir.join("message.bin");
     // Sparse: reading it costs page-cache work, not disk.
     std::fs::File::create(&message)
         .and_then(|f| f.set_len(settings.message_mib * 1024 * 1024))
         .expect("message file");
-    println!("| kmssh sign-message | message | peak RSS | limit |");
-    println!("|---|---|---|---|");
+    let mut table =
+        "| kmssh sign-message | message | peak RSS | limit |\n|---|---|---|---|\n".to_owned();
     for format in ["base64", "ssh-sig"] {
         let mut command = Command::new(KMSSH);
         command
@@ -90,19 +112,20 @@ fn message_memory(settings: &Settings, dir: &Path) {
             ])
             .arg(&message);
         let (peak_kib, how) = peak_rss_kib(command, dir);
-        println!(
-            "| --format {format} | {} MiB | {:.1} MiB ({how}) | {} MiB |",
+        table.push_str(&format!(
+            "| --format {format} | {} MiB | {:.1} MiB ({how}) | {} MiB |\n",
             settings.message_mib,
             peak_kib as f64 / 1024.0,
             MESSAGE_RSS_LIMIT_KIB / 1024
-        );
+        ));
         assert!(
             peak_kib < MESSAGE_RSS_LIMIT_KIB,
             "sign-message held {peak_kib} KiB: the message is not streamed"
         );
     }
-    println!();
+    println!("{table}");
     let _ = std::fs::remove_file(&message);
+    table
 }
 
 /// Runs `command` to success and returns its peak resident set size in KiB, and how it
@@ -237,8 +260,9 @@ fn ratio(theirs: Duration, ours: Duration) -> f64 {
 
 fn main() {
     let settings = settings();
+    let load_before = report::load_average();
     let dir = tempfile::tempdir().expect("tempdir");
-    message_memory(&settings, dir.path());
+    let memory = message_memory(&settings, dir.path());
     if settings.memory_only {
         return;
     }
@@ -250,11 +274,16 @@ fn main() {
         .collect();
     let last = &users[users.len() - 1];
 
-    println!(
-        "| CA | one-shot kmssh | one-shot ssh-keygen -s | ratio | {n} keys, kmssh | {n} × ssh-keygen -s | ratio | ssh-keygen -s with {n} files | ratio |",
+    let mut table = format!(
+        "| CA | one-shot kmssh | one-shot ssh-keygen -s | ratio | {n} keys, kmssh | {n} × ssh-keygen -s | ratio | ssh-keygen -s with {n} files | ratio |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         n = settings.batch_keys
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    print!("{table}");
+    let mut start_cost = "| CA | `/bin/true` | `kmssh --version` (binary load) | `kmssh pubkey` | runtime + key open (pubkey − version) | `kmssh sign` | signing + write (sign − pubkey) | `ssh-keygen -y` (load + key open) | `ssh-keygen -s` | signing + write (−s − -y) | kmssh / ssh-keygen | target |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        .to_owned();
+    let mut verdicts = Vec::new();
     for curve in &settings.curves {
         let bits = match curve.as_str() {
             "p256" => "256",
@@ -270,16 +299,58 @@ fn main() {
             .expect("ssh-keygen");
         assert!(ok.success());
 
-        // One certificate from a cold process, alternating so drift hits both alike.
+        // One certificate from a cold process, and the steps before it, alternating so
+        // drift hits every command alike.
         let one = std::slice::from_ref(&users[0]);
+        let uri = format!("local:{}", ca.display());
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut floor, mut version, mut pubkey, mut keygen_open) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..settings.one_shot_runs {
+            floor.push(timed(&mut Command::new("true")));
+            version.push(timed(Command::new(KMSSH).arg("--version")));
+            pubkey.push(timed(Command::new(KMSSH).args([
+                "pubkey",
+                "--ca",
+                uri.as_str(),
+            ])));
             ours.push(timed(&mut kmssh_sign(&ca, one)));
             check_certificate(&users[0]);
+            keygen_open.push(timed(
+                Command::new("ssh-keygen").arg("-y").arg("-f").arg(&ca),
+            ));
             theirs.push(timed(&mut keygen_sign(&ca, one)));
             check_certificate(&users[0]);
         }
         let (one_ours, one_theirs) = (median(ours), median(theirs));
+        let (floor, version, pubkey, keygen_open) = (
+            median(floor),
+            median(version),
+            median(pubkey),
+            median(keygen_open),
+        );
+        let share = one_ours.as_secs_f64() / one_theirs.as_secs_f64();
+        start_cost.push_str(&format!(
+            "| ECDSA {curve} | {} | {} | {} | {} | {} | {} | {} | {} | {} | **{share:.2}×** | ≤ {TARGET_ONE_SHOT}× {} |\n",
+            ms(floor),
+            ms(version),
+            ms(pubkey),
+            ms_signed(pubkey, version),
+            ms(one_ours),
+            ms_signed(one_ours, pubkey),
+            ms(keygen_open),
+            ms(one_theirs),
+            ms_signed(one_theirs, keygen_open),
+            if share <= TARGET_ONE_SHOT { "met" } else { "**missed**" },
+        ));
+        verdicts.push(format!(
+            "{curve}: kmssh sign {} = {:.0}% binary load ({}), {:.0}% runtime + key open, {:.0}% signing + write",
+            ms(one_ours),
+            100.0 * version.as_secs_f64() / one_ours.as_secs_f64(),
+            ms(version),
+            100.0 * (pubkey.as_secs_f64() - version.as_secs_f64()) / one_ours.as_secs_f64(),
+            100.0 * (one_ours.as_secs_f64() - pubkey.as_secs_f64()) / one_ours.as_secs_f64(),
+        ));
 
         // Every key: one kmssh process; ssh-keygen once per file; ssh-keygen once.
         let (mut ours, mut looped, mut listed) = (Vec::new(), Vec::new(), Vec::new());
@@ -297,8 +368,8 @@ fn main() {
         }
         let (batch_ours, batch_looped, batch_listed) =
             (median(ours), median(looped), median(listed));
-        println!(
-            "| ECDSA {curve} | {} | {} | {:.2} | {} | {} | {:.1} | {} | {:.2} |",
+        let row = format!(
+            "| ECDSA {curve} | {} | {} | {:.2} | {} | {} | {:.1} | {} | {:.2} |\n",
             ms(one_ours),
             ms(one_theirs),
             ratio(one_theirs, one_ours),
@@ -308,14 +379,56 @@ fn main() {
             ms(batch_listed),
             ratio(batch_listed, batch_ours),
         );
+        print!("{row}");
+        table.push_str(&row);
     }
-    println!(
-        "\nmedians of {} one-shot and {} batch runs; ratio = ssh-keygen time / kmssh time",
+    let note = format!(
+        "\nmedians of {} one-shot and {} batch runs; ratio = ssh-keygen time / kmssh time\n",
         settings.one_shot_runs, settings.batch_runs
     );
+    println!("{note}");
+    println!("{start_cost}");
+    let load_after = report::load_average();
+
+    let binary_mib = std::fs::metadata(KMSSH).map_or(0.0, |m| m.len() as f64 / 1048576.0);
+    let mut body = report::heading(
+        &load_before,
+        &load_after,
+        &format!(
+            "cargo xtask bench cli --one-shot-runs {} --batch-keys {} --batch-runs {}",
+            settings.one_shot_runs, settings.batch_keys, settings.batch_runs
+        ),
+    );
+    body.push_str(&format!(
+        "The release `kmssh` binary ({binary_mib:.1} MiB, every backend) and `ssh-keygen -s` sign with the same OpenSSH ECDSA CA key file; \
+         one certificate for an Ed25519 key (principal alice, 8 h) per run; processes not pinned.\n\n"
+    ));
+    body.push_str(&table);
+    body.push_str(&note);
+    body.push_str(
+        "\nProcess start cost, one-shot (medians over the same alternating runs; a difference is the next step's cost):\n\n",
+    );
+    body.push_str(&start_cost);
+    body.push('\n');
+    for v in &verdicts {
+        body.push_str(&format!("- {v}.\n"));
+    }
+    body.push_str("\nMemory of `kmssh sign-message` (streamed hash):\n\n");
+    body.push_str(&memory);
+    println!("{body}");
+    if settings.write {
+        report::write_section(SECTION, &body);
+    } else {
+        eprintln!("short run: BENCHMARKS.md not written (--write to write it)");
+    }
     if settings.aws {
         aws(&settings, &users);
     }
+}
+
+/// `a − b` in milliseconds, signed (a later step can be faster than an earlier one by noise).
+fn ms_signed(a: Duration, b: Duration) -> String {
+    format!("{:.1} ms", (a.as_secs_f64() - b.as_secs_f64()) * 1000.0)
 }
 
 /// One-shot and batch `kmssh sign` with AWS KMS keys in ministack.

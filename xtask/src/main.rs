@@ -4,7 +4,7 @@
 //! cargo xtask demo                                issue a certificate with a local key, show ssh-keygen -L
 //! cargo xtask conformance --backend local|aws|gcp|azure|all   the shared suite against a backend
 //! cargo xtask ci                                  fmt, clippy, tests, every conformance target
-//! cargo xtask bench [local|aws|cli|server|all]    signing and issuing rates, with ratios
+//! cargo xtask bench [local|aws|cli|server|paramiko|latency|all]    signing and issuing rates, with ratios
 //!                                                 (server: `kmssh serve` under load, mTLS)
 //! cargo xtask fuzz [--seconds N] [--target NAME]  each cargo-fuzz target in fuzz/ for N s
 //! ```
@@ -28,6 +28,8 @@ const BENCHES: &[(&str, &str)] = &[
     ("aws", "kmssh-conformance"),
     ("sign", "kmssh"),
     ("server", "kmssh"),
+    ("paramiko", "kmssh"),
+    ("latency", "kmssh"),
 ];
 
 /// Crates no build of `kmssh-pki` may pull in: it must stay offline and runtime-free.
@@ -456,10 +458,9 @@ fn bench(name: &str, rest: &[&str]) -> Result<(), String> {
     if name == "all" {
         return BENCHES.iter().try_for_each(|(b, _)| bench(b, rest));
     }
-    let (bench, package) = BENCHES
-        .iter()
-        .find(|(b, _)| *b == name)
-        .ok_or_else(|| format!("no bench {name:?}: expected local, aws, cli, server or all"))?;
+    let (bench, package) = BENCHES.iter().find(|(b, _)| *b == name).ok_or_else(|| {
+        format!("no bench {name:?}: expected local, aws, cli, server, paramiko, latency or all")
+    })?;
     run(
         &format!("bench {name}"),
         cargo()
@@ -500,7 +501,7 @@ fn main() -> ExitCode {
         ["chaos", "--backend", backend, rest @ ..] => chaos(backend, rest),
         ["chaos", rest @ ..] => chaos("all", rest),
         _ => Err(format!(
-            "usage: cargo xtask demo | conformance [--backend {}] | ci | bench [local|aws|cli|server|all] | fuzz [--seconds N] [--target NAME] | chaos [--backend aws|gcp|azure|all] [--certificates N] [--fault-every N] [--seed N]",
+            "usage: cargo xtask demo | conformance [--backend {}] | ci | bench [local|aws|cli|server|paramiko|latency|all] | fuzz [--seconds N] [--target NAME] | chaos [--backend aws|gcp|azure|all] [--certificates N] [--fault-every N] [--seed N]",
             backend_names()
         )),
     };
