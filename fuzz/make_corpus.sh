@@ -164,4 +164,4 @@ printf '\00220250101:202601011200' >"$v/validity-dates"
 printf '\003clear\npermit-pty\nno-port-forwarding\nforce-command=/bin/true\nsource-address=10.0.0.0/8,::1/128\nextension:login@example.com=alice\nverify-required' >"$v/options"
 printf '\004100-0x1ff' >"$v/serials"
 
-du -sh "$corpus"
+echo "$(find "$corpus" -type f | wc -l) seeds, $(cat "$corpus"/*/* | wc -c) bytes in $corpus"
