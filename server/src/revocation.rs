@@ -19,19 +19,8 @@ impl SignerService {
     /// The configured key named `name`, if the caller's policy grants it (an unknown key
     /// and one not granted get the same answer, as for signing).
     fn granted_key(&self, identity: &Identity, name: &str) -> Result<(&CaKey, &Policy), Refused> {
-        let policy = self.policies.get(&identity.policy);
-        match (self.keys.iter().find(|k| k.name() == name), policy) {
-            (Some(key), Some(policy)) if policy.allows_key(key.name()) => Ok((key, policy)),
-            _ => Err(Refused {
-                status: Status::permission_denied(format!(
-                    "key `{name}` is not granted to caller `{}`",
-                    identity.caller
-                )),
-                rule: "keys",
-                caller: identity.caller.clone(),
-                ca_key: None,
-            }),
-        }
+        let found = self.keys.iter().find(|k| k.name() == name);
+        self.grant(identity, found, || format!("key `{name}`"))
     }
 
     async fn revoke(
@@ -172,8 +161,8 @@ impl SignerService {
     }
 }
 
-/// The KRL revoking `serials` of `ca`: consecutive serials become ranges, as `ssh-keygen`
-/// encodes them (the builder picks list, range or bitmap by size).
+/// The KRL revoking `serials` of `ca` (the KRL merges consecutive serials into ranges
+/// and picks list, range or bitmap by size, as `ssh-keygen` does).
 ///
 /// # Errors
 /// A serial the KRL format cannot hold (0).
@@ -182,13 +171,8 @@ pub fn build_krl(ca: &CaKey, serials: &[u64], now: u64) -> Result<Krl, kmssh_pki
     krl.version = serials.len() as u64;
     krl.generated_date = now;
     krl.comment = format!("kmssh ledger: revocations of {}", ca.name());
-    let mut runs = serials.iter().copied().peekable();
-    while let Some(lo) = runs.next() {
-        let mut hi = lo;
-        while runs.peek() == Some(&(hi.wrapping_add(1))) {
-            hi = runs.next().unwrap_or(hi);
-        }
-        krl.revoke_serials(Some(&ca.public_key), lo, hi)?;
+    for &serial in serials {
+        krl.revoke_serials(Some(&ca.public_key), serial, serial)?;
     }
     Ok(krl)
 }
@@ -200,15 +184,8 @@ impl Revocation for Arc<SignerService> {
         request: Request<RevokeRequest>,
     ) -> Result<Response<RevokeResponse>, Status> {
         let origin = origin(&request);
-        let _permit = self
-            .in_flight
-            .acquire()
+        self.answer(&origin, SignerService::revoke(self, &origin, request))
             .await
-            .map_err(|_| Status::unavailable("shutting down"))?;
-        match SignerService::revoke(self, &origin, request).await {
-            Ok(response) => Ok(Response::new(response)),
-            Err(refused) => Err(self.refuse(&origin, refused).await),
-        }
     }
 
     async fn get_krl(
@@ -216,14 +193,6 @@ impl Revocation for Arc<SignerService> {
         request: Request<GetKrlRequest>,
     ) -> Result<Response<GetKrlResponse>, Status> {
         let origin = origin(&request);
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|_| Status::unavailable("shutting down"))?;
-        match self.krl(request).await {
-            Ok(response) => Ok(Response::new(response)),
-            Err(refused) => Err(self.refuse(&origin, refused).await),
-        }
+        self.answer(&origin, self.krl(request)).await
     }
 }

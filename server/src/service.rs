@@ -2,6 +2,7 @@
 //! caller's policy, sign, record, answer.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use kmssh_core::{ErrorKind, KmsKey};
@@ -148,25 +149,59 @@ impl SignerService {
         provider: i32,
         key_id: &str,
     ) -> Result<(&CaKey, &Policy), Refused> {
-        let policy = self.policies.get(&identity.policy);
         let provider = CloudProvider::try_from(provider).ok();
         let found = self.keys.iter().find(|k| {
             k.name() == key_id
                 || (k.route.ids.iter().any(|id| id == key_id)
                     && (k.route.provider.is_none() || k.route.provider == provider))
         });
-        match (found, policy) {
+        self.grant(identity, found, || {
+            format!(
+                "key `{key_id}` ({})",
+                provider.map_or("unknown provider", |p| p.as_str_name())
+            )
+        })
+    }
+
+    /// `found` with the caller's policy, if that policy grants it. An unknown key and a
+    /// key not granted get the same answer (`named` says how the request named it): the
+    /// caller learns nothing about other keys.
+    pub(crate) fn grant<'a>(
+        &'a self,
+        identity: &Identity,
+        found: Option<&'a CaKey>,
+        named: impl FnOnce() -> String,
+    ) -> Result<(&'a CaKey, &'a Policy), Refused> {
+        match (found, self.policies.get(&identity.policy)) {
             (Some(key), Some(policy)) if policy.allows_key(key.name()) => Ok((key, policy)),
             _ => Err(Refused {
                 status: Status::permission_denied(format!(
-                    "key `{key_id}` ({}) is not granted to caller `{}`",
-                    provider.map_or("unknown provider", |p| p.as_str_name()),
+                    "{} is not granted to caller `{}`",
+                    named(),
                     identity.caller
                 )),
                 rule: "keys",
                 caller: identity.caller.clone(),
                 ca_key: None,
             }),
+        }
+    }
+
+    /// Runs one request's work under the in-flight limit: its answer, or its refusal
+    /// recorded and turned into the caller's status.
+    pub(crate) async fn answer<R>(
+        &self,
+        origin: &Origin,
+        work: impl Future<Output = Result<R, Refused>>,
+    ) -> Result<Response<R>, Status> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("shutting down"))?;
+        match work.await {
+            Ok(response) => Ok(Response::new(response)),
+            Err(refused) => Err(self.refuse(origin, refused).await),
         }
     }
 
@@ -329,15 +364,7 @@ impl Signer for Arc<SignerService> {
         request: Request<SignCertificateRequest>,
     ) -> Result<Response<CloudCertificateSigningResponse>, Status> {
         let origin = origin(&request);
-        let _permit = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|_| Status::unavailable("shutting down"))?;
-        match self.sign(&origin, request).await {
-            Ok(response) => Ok(Response::new(response)),
-            Err(refused) => Err(self.refuse(&origin, refused).await),
-        }
+        self.answer(&origin, self.sign(&origin, request)).await
     }
 
     async fn get_certificate_authority(
