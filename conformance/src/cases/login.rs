@@ -106,6 +106,81 @@ fn user_certificate_params(setup: &LoginSetup) -> CertificateParameters {
     params
 }
 
+/// An agent serving on `agent.sock` in the setup's directory until [`ServedAgent::stop`].
+struct ServedAgent {
+    socket: PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ServedAgent {
+    fn start(setup: &LoginSetup, agent: Agent) -> Self {
+        let socket = setup.dir.path().join("agent.sock");
+        let bound = AgentSocket::bind(Some(&socket)).expect("agent socket");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let agent = Arc::new(agent);
+        let task = tokio::spawn(async move {
+            bound
+                .serve(agent, async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Self { socket, stop, task }
+    }
+
+    /// ssh's options to authenticate with `key` through this agent only.
+    fn ssh_options(&self, key: &dyn KmsKey) -> Vec<String> {
+        vec![
+            format!("IdentityAgent={}", self.socket.display()),
+            "IdentitiesOnly=no".to_owned(),
+            "IdentityFile=/dev/null".to_owned(),
+            format!("PubkeyAcceptedAlgorithms={}", accepted_algorithms(key)),
+        ]
+    }
+
+    /// Stops it; it must stop cleanly and take its socket with it.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .expect("agent task")
+            .expect("the agent stops cleanly");
+        assert!(!self.socket.exists(), "the socket outlived the agent");
+    }
+}
+
+/// ssh's options to authenticate with `key` through the PKCS#11 module only, with
+/// `certificate` if given.
+fn pkcs11_ssh_options(key: &dyn KmsKey, certificate: Option<&Path>) -> Vec<String> {
+    let mut options = vec![
+        format!("PKCS11Provider={}", pkcs11_module().display()),
+        "IdentityAgent=none".to_owned(),
+        "IdentitiesOnly=no".to_owned(),
+        "IdentityFile=/dev/null".to_owned(),
+        format!("PubkeyAcceptedAlgorithms={}", accepted_algorithms(key)),
+    ];
+    if let Some(certificate) = certificate {
+        options.push(format!("CertificateFile={}", certificate.display()));
+    }
+    options
+}
+
+/// `env` plus the module's configuration (the one key, `timeout` per signature), written
+/// in `dir`.
+fn pkcs11_environment(
+    mut env: Vec<(String, String)>,
+    dir: &Path,
+    key: &dyn KmsKey,
+    timeout: &str,
+) -> Vec<(String, String)> {
+    env.push((
+        "KMSSH_PKCS11_CONFIG".to_owned(),
+        pkcs11_config(dir, key, timeout).display().to_string(),
+    ));
+    env
+}
+
 /// kmssh's agent serves the key: ssh logs in through `IdentityAgent` by
 /// `AuthorizedKeysFile`; the certificate-only sshd refuses the bare key; once the agent
 /// holds a certificate from the trusted CA (issued by [`Renewal`]), that sshd lets the
@@ -119,29 +194,8 @@ pub async fn agent_logs_in(key: Arc<dyn KmsKey>) {
     let served = agent
         .add_key(key.clone(), "conformance key")
         .expect("add key");
-    let agent = Arc::new(agent);
-    let socket_path = setup.dir.path().join("agent.sock");
-    let socket = AgentSocket::bind(Some(&socket_path)).expect("agent socket");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = {
-        let agent = agent.clone();
-        tokio::spawn(async move {
-            socket
-                .serve(agent, async move {
-                    let _ = stopped.await;
-                })
-                .await
-        })
-    };
-    let auth = vec![
-        format!("IdentityAgent={}", socket_path.display()),
-        "IdentitiesOnly=no".to_owned(),
-        "IdentityFile=/dev/null".to_owned(),
-        format!(
-            "PubkeyAcceptedAlgorithms={}",
-            accepted_algorithms(key.as_ref())
-        ),
-    ];
+    let agent = ServedAgent::start(&setup, agent);
+    let auth = agent.ssh_options(key.as_ref());
 
     let output = login(&setup, &servers.by_key, &auth, &[], "echo agent-key").await;
     assert_logged_in(&output, &servers.by_key, "agent-key");
@@ -174,12 +228,7 @@ pub async fn agent_logs_in(key: Arc<dyn KmsKey>) {
         servers.by_certificate.log_text()
     );
 
-    let _ = stop.send(());
-    serving
-        .await
-        .expect("agent task")
-        .expect("the agent stops cleanly");
-    assert!(!socket_path.exists(), "the socket outlived the agent");
+    agent.stop().await;
 }
 
 /// Where `cargo` put `libkmssh_pkcs11.so` for this test binary: the newer of the copy
@@ -244,30 +293,8 @@ pub async fn pkcs11_logs_in(key: Arc<dyn KmsKey>, env: Vec<(String, String)>) {
     let ca = login_ca().await;
     let servers = Servers::start(&setup, key.as_ref(), ca.as_ref()).await;
     let dir = scratch();
-    let mut env = env;
-    env.push((
-        "KMSSH_PKCS11_CONFIG".to_owned(),
-        pkcs11_config(dir.path(), key.as_ref(), "30s")
-            .display()
-            .to_string(),
-    ));
-    let module = pkcs11_module();
-    let auth = |certificate: Option<&Path>| {
-        let mut auth = vec![
-            format!("PKCS11Provider={}", module.display()),
-            "IdentityAgent=none".to_owned(),
-            "IdentitiesOnly=no".to_owned(),
-            "IdentityFile=/dev/null".to_owned(),
-            format!(
-                "PubkeyAcceptedAlgorithms={}",
-                accepted_algorithms(key.as_ref())
-            ),
-        ];
-        if let Some(certificate) = certificate {
-            auth.push(format!("CertificateFile={}", certificate.display()));
-        }
-        auth
-    };
+    let env = pkcs11_environment(env, dir.path(), key.as_ref(), "30s");
+    let auth = |certificate: Option<&Path>| pkcs11_ssh_options(key.as_ref(), certificate);
 
     let output = login(
         &setup,
@@ -325,26 +352,8 @@ pub async fn agent_survives_a_backend_outage(key: crate::fixture::FaultyKey) {
     agent
         .add_key(key.key.clone(), "faulty key")
         .expect("add key");
-    let agent = Arc::new(agent);
-    let socket_path = setup.dir.path().join("agent.sock");
-    let socket = AgentSocket::bind(Some(&socket_path)).expect("agent socket");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(async move {
-        socket
-            .serve(agent, async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    let auth = vec![
-        format!("IdentityAgent={}", socket_path.display()),
-        "IdentitiesOnly=no".to_owned(),
-        "IdentityFile=/dev/null".to_owned(),
-        format!(
-            "PubkeyAcceptedAlgorithms={}",
-            accepted_algorithms(key.key.as_ref())
-        ),
-    ];
+    let agent = ServedAgent::start(&setup, agent);
+    let auth = agent.ssh_options(key.key.as_ref());
     let output = login(&setup, &servers.by_key, &auth, &[], "echo before").await;
     assert_logged_in(&output, &servers.by_key, "before");
 
@@ -366,11 +375,7 @@ pub async fn agent_survives_a_backend_outage(key: crate::fixture::FaultyKey) {
     key.faults.clear();
     let output = login(&setup, &servers.by_key, &auth, &[], "echo after").await;
     assert_logged_in(&output, &servers.by_key, "after");
-    let _ = stop.send(());
-    serving
-        .await
-        .expect("agent task")
-        .expect("the agent stops cleanly");
+    agent.stop().await;
 }
 
 /// The backend goes away while ssh signs through the PKCS#11 module (every `Sign`
@@ -387,23 +392,13 @@ pub async fn pkcs11_survives_a_backend_outage(key: crate::fixture::FaultyKey) {
     let ca = login_ca().await;
     let servers = Servers::start(&setup, key.key.as_ref(), ca.as_ref()).await;
     let dir = scratch();
-    let mut env = key.child_environment.clone();
-    env.push((
-        "KMSSH_PKCS11_CONFIG".to_owned(),
-        pkcs11_config(dir.path(), key.key.as_ref(), "4s")
-            .display()
-            .to_string(),
-    ));
-    let auth = vec![
-        format!("PKCS11Provider={}", pkcs11_module().display()),
-        "IdentityAgent=none".to_owned(),
-        "IdentitiesOnly=no".to_owned(),
-        "IdentityFile=/dev/null".to_owned(),
-        format!(
-            "PubkeyAcceptedAlgorithms={}",
-            accepted_algorithms(key.key.as_ref())
-        ),
-    ];
+    let env = pkcs11_environment(
+        key.child_environment.clone(),
+        dir.path(),
+        key.key.as_ref(),
+        "4s",
+    );
+    let auth = pkcs11_ssh_options(key.key.as_ref(), None);
     let output = login(&setup, &servers.by_key, &auth, &env, "echo before").await;
     assert_logged_in(&output, &servers.by_key, "before");
 
