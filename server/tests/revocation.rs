@@ -12,42 +12,22 @@ use kmssh_backend_local as _;
 use kmssh_pki::csr::CertificateSigningRequest;
 use kmssh_pki::{Certificate, CertificateType, unix_now};
 use kmssh_server::ClientError;
-use server::{ALICE, Running, subject, token_hash};
+use server::{ALICE, Running, subject, token_hash, two_callers_config};
 use tonic::Code;
 
 const SECURITY: &str = "security-token-5555555555";
 
+/// The two callers' service (alice issues from `user-ca`), with a third caller,
+/// `security`, whose policy only revokes.
 fn config(dir: &Path) -> String {
-    let dir = dir.display();
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-
-[keys]
-user-ca = "local:ephemeral?type=ecdsa"
-host-ca = "local:ephemeral?type=ed25519"
-
-[ledger]
-url = "sqlite:{dir}/ledger.db"
-
-[audit]
-path = "{dir}/audit.jsonl"
-
-[[caller]]
-name = "alice"
-policy = "developers"
-token_sha256 = "{alice}"
-
+    two_callers_config(
+        dir,
+        &format!(
+            r#"
 [[caller]]
 name = "security"
 policy = "revokers"
 token_sha256 = "{security}"
-
-[policy.developers]
-keys = ["user-ca"]
-certificate_types = ["user"]
-principals = ["dev-*", "{{caller}}"]
-max_validity = "8h"
 
 [policy.revokers]
 keys = ["user-ca"]
@@ -56,8 +36,8 @@ principals = ["nobody"]
 max_validity = "1m"
 revoke = true
 "#,
-        alice = token_hash(ALICE),
-        security = token_hash(SECURITY),
+            security = token_hash(SECURITY),
+        ),
     )
 }
 
