@@ -992,7 +992,7 @@ fn the_exit_status_tables_in_the_code_the_readme_and_the_security_model_agree() 
 }
 
 /// `kmssh verify` itself on the conformance suite's hostile certificates (whose sshd
-/// verdicts `conformance/tests/hostile.rs` checks against a real sshd): the binary must
+/// verdicts `conformance/tests/hostile_inputs.rs` checks against a real sshd): the binary must
 /// give sshd's verdict, or refuse where kmssh is deliberately stricter.
 #[test]
 fn kmssh_verify_gives_sshds_verdict_on_every_hostile_certificate() {

@@ -91,8 +91,8 @@ pub async fn public_key_matches_ssh_keygen(key: &dyn KmsKey) {
     );
 }
 
-/// Checks one signature with verifiers other than the one the key used: ssh-key over the
-/// SSH form, and RustCrypto's RSA PKCS#1 v1.5 verifier for RSA with SHA-384 (which has no
+/// Checks one signature with verifiers other than the one the key used: AWS-LC or ssh-key
+/// over the SSH form (see [`verify_ssh_form`]), and RustCrypto's RSA PKCS#1 v1.5 verifier for RSA with SHA-384 (which has no
 /// SSH form). For ECDSA, also the DER and `r||s` round trips; returns whether `r` or `s`
 /// had a leading zero byte.
 fn check_independently(
@@ -103,13 +103,11 @@ fn check_independently(
     i: usize,
 ) {
     assert_eq!(signature.algorithm(), algorithm, "signature {i}");
-    // Verified by a verifier other than the one `VerifiedSigner` uses: ssh-key on the SSH
-    // form (what OpenSSH would check), RustCrypto's PKCS#1 for RSA SHA-384 (no SSH form).
+    // Verified by a verifier other than the one `VerifiedSigner` uses: the SSH form (what
+    // OpenSSH would check), RustCrypto's PKCS#1 for RSA SHA-384 (no SSH form).
     if algorithm.ssh_name().is_some() {
         let ssh = ssh_signature(signature).expect("SSH form");
-        signature::Verifier::verify(&ssh_public_key(public_key), message, &ssh).unwrap_or_else(
-            |e| panic!("ssh-key rejects {algorithm} signature {i} in SSH form: {e}"),
-        );
+        verify_ssh_form(public_key, algorithm, message, &ssh, i);
     } else if let (PublicKey::Rsa(rsa), Signature::Rsa(s)) = (public_key, signature) {
         use kmssh_core::rsa::pkcs1v15::{Signature as Pkcs1, VerifyingKey};
         let verifier = VerifyingKey::<sha2::Sha384>::new(rsa.clone());
@@ -145,6 +143,60 @@ fn check_independently(
         Some(ecdsa),
         "r||s round trip {i}"
     );
+}
+
+/// The SSH form of a signature checked by a library other than the backend's own
+/// check: AWS-LC for ECDSA where it is built in (RustCrypto's P-384 and P-521 arithmetic,
+/// which the backend uses, is several times slower, and ten thousand round trips per key
+/// type add up), ssh-key otherwise and for RSA and Ed25519.
+fn verify_ssh_form(
+    public_key: &PublicKey,
+    algorithm: Algorithm,
+    message: &[u8],
+    ssh: &kmssh_pki::ssh_key::Signature,
+    i: usize,
+) {
+    #[cfg(feature = "local-aws-lc")]
+    if let PublicKey::Ecdsa(key) = public_key {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ECDSA_P521_SHA512_FIXED,
+            UnparsedPublicKey,
+        };
+        use kmssh_core::Curve;
+        use kmssh_pki::ssh_key::Mpint;
+        use kmssh_pki::ssh_key::encoding::Decode as _;
+
+        // The SSH form is `mpint r, mpint s` (RFC 5656 §3.1.2): decoded here, not by the
+        // code under test, into the fixed-width `r||s` AWS-LC verifies.
+        let width = key.curve().field_len();
+        let mut blob = ssh.as_bytes();
+        let mut fixed = Vec::with_capacity(2 * width);
+        for part in ["r", "s"] {
+            let mpint = Mpint::decode(&mut blob)
+                .unwrap_or_else(|e| panic!("signature {i}: SSH form's {part}: {e}"));
+            let bytes = mpint
+                .as_positive_bytes()
+                .unwrap_or_else(|| panic!("signature {i}: SSH form's {part} is not positive"));
+            assert!(bytes.len() <= width, "signature {i}: {part} is too long");
+            fixed.resize(fixed.len() + width - bytes.len(), 0);
+            fixed.extend_from_slice(bytes);
+        }
+        assert!(
+            blob.is_empty(),
+            "signature {i}: bytes after s in the SSH form"
+        );
+        let verifier = match key.curve() {
+            Curve::P256 => &ECDSA_P256_SHA256_FIXED,
+            Curve::P384 => &ECDSA_P384_SHA384_FIXED,
+            Curve::P521 => &ECDSA_P521_SHA512_FIXED,
+        };
+        UnparsedPublicKey::new(verifier, key.to_sec1_bytes())
+            .verify(message, &fixed)
+            .unwrap_or_else(|_| panic!("AWS-LC rejects {algorithm} signature {i} in SSH form"));
+        return;
+    }
+    signature::Verifier::verify(&ssh_public_key(public_key), message, ssh)
+        .unwrap_or_else(|e| panic!("ssh-key rejects {algorithm} signature {i} in SSH form: {e}"));
 }
 
 /// How many signatures of one kind need what in DER and in fixed width.

@@ -1,7 +1,7 @@
 //! Hostile certificates and requests, generated on the spot: certificates a CA key signs
 //! over bytes kmssh itself would never write (or that are altered after signing), each
 //! with what OpenSSH does with it, and mutated certificate signing requests. The suite in
-//! `tests/hostile.rs` judges kmssh's verification against `ssh-keygen -L` and a real
+//! `tests/hostile_inputs.rs` judges kmssh's verification against `ssh-keygen -L` and a real
 //! `sshd` with them; nothing is checked in but this generator.
 
 use kmssh_core::KmsKey;

@@ -126,30 +126,68 @@ impl EcPublicKey {
     /// # Errors
     /// [`ErrorKind::BadSignature`] when the signature is for another curve or does not verify.
     pub fn verify_digest(&self, digest: &[u8], signature: &EcdsaSignature) -> Result<()> {
+        if signature.curve() != self.curve() {
+            return Err(self.other_curve(signature));
+        }
+        #[cfg(feature = "aws-lc")]
+        if let Some(verified) = self.verify_digest_aws_lc(digest, signature) {
+            return verified.map_err(|_| self.does_not_verify());
+        }
         let verified = match (self, signature) {
             (Self::P256(k), EcdsaSignature::P256(s)) => k.verify_prehash(digest, s),
             (Self::P384(k), EcdsaSignature::P384(s)) => k.verify_prehash(digest, s),
             (Self::P521(k), EcdsaSignature::P521(s)) => k.verify_prehash(digest, s),
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::BadSignature,
-                    format!(
-                        "{} signature cannot come from a {} key",
-                        signature.algorithm(),
-                        self.algorithm()
-                    ),
-                ));
-            }
+            _ => return Err(self.other_curve(signature)),
         };
-        verified.map_err(|_| {
-            Error::new(
-                ErrorKind::BadSignature,
-                format!(
-                    "{} signature does not verify against the public key",
-                    self.algorithm()
-                ),
-            )
-        })
+        verified.map_err(|_| self.does_not_verify())
+    }
+
+    fn does_not_verify(&self) -> Error {
+        Error::new(
+            ErrorKind::BadSignature,
+            format!(
+                "{} signature does not verify against the public key",
+                self.algorithm()
+            ),
+        )
+    }
+
+    fn other_curve(&self, signature: &EcdsaSignature) -> Error {
+        Error::new(
+            ErrorKind::BadSignature,
+            format!(
+                "{} signature cannot come from a {} key",
+                signature.algorithm(),
+                self.algorithm()
+            ),
+        )
+    }
+
+    /// AWS-LC's ECDSA over a digest of the curve's own hash (what every KMS answer is):
+    /// the same verdicts as RustCrypto's `verify_prehash`, high `s` accepted. `None` for a
+    /// digest of another length (an X.509 signature with another hash), which RustCrypto
+    /// checks instead.
+    #[cfg(feature = "aws-lc")]
+    fn verify_digest_aws_lc(
+        &self,
+        digest: &[u8],
+        signature: &EcdsaSignature,
+    ) -> Option<std::result::Result<(), aws_lc_rs::error::Unspecified>> {
+        use aws_lc_rs::digest::{Digest, SHA256, SHA384, SHA512};
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ECDSA_P521_SHA512_FIXED,
+            UnparsedPublicKey,
+        };
+        let (verifier, hash) = match self.curve() {
+            Curve::P256 => (&ECDSA_P256_SHA256_FIXED, &SHA256),
+            Curve::P384 => (&ECDSA_P384_SHA384_FIXED, &SHA384),
+            Curve::P521 => (&ECDSA_P521_SHA512_FIXED, &SHA512),
+        };
+        let digest = Digest::import_less_safe(digest, hash).ok()?;
+        Some(
+            UnparsedPublicKey::new(verifier, self.to_sec1_bytes())
+                .verify_digest(&digest, &signature.to_fixed()),
+        )
     }
 }
 
@@ -482,5 +520,82 @@ impl EncodePublicKey for PublicKey {
 impl From<EcPublicKey> for PublicKey {
     fn from(key: EcPublicKey) -> Self {
         Self::Ecdsa(key)
+    }
+}
+
+/// With AWS-LC verifying, the verdicts stay RustCrypto's: a good signature and its
+/// high-`s` twin pass, a changed digest, `r` or `s` fails, a digest of another length is
+/// still judged (by RustCrypto).
+#[cfg(all(test, feature = "aws-lc"))]
+mod aws_lc_tests {
+    use ecdsa::elliptic_curve::PrimeField as _;
+    use signature::hazmat::PrehashSigner as _;
+
+    use super::*;
+
+    fn cases<C>(key: &ecdsa::SigningKey<C>, curve: Curve, digest: &[u8])
+    where
+        C: ecdsa::EcdsaCurve + ecdsa::elliptic_curve::CurveArithmetic,
+        ecdsa::SigningKey<C>: signature::hazmat::PrehashSigner<ecdsa::Signature<C>>,
+        EcPublicKey: From<ecdsa::VerifyingKey<C>>,
+        ecdsa::VerifyingKey<C>: signature::hazmat::PrehashVerifier<ecdsa::Signature<C>>,
+    {
+        let public = EcPublicKey::from(*key.verifying_key());
+        let signed: ecdsa::Signature<C> = key.sign_prehash(digest).expect("signs");
+        let (r, s) = signed.split_scalars();
+        let twin = ecdsa::Signature::<C>::from_scalars(r.to_repr(), (-s).to_repr())
+            .expect("n - s is a scalar");
+        let ours = |sig: &ecdsa::Signature<C>| {
+            EcdsaSignature::from_fixed(curve, &sig.to_bytes()).expect("fixed width")
+        };
+        let rust_crypto = |d: &[u8], sig: &ecdsa::Signature<C>| {
+            key.verifying_key().verify_prehash(d, sig).is_ok()
+        };
+        let mut changed = digest.to_vec();
+        changed[0] ^= 1;
+        let mut bad_r = signed.to_bytes().to_vec();
+        bad_r[3] ^= 0x40;
+        for (what, d, sig, valid) in [
+            ("signature", digest, ours(&signed), true),
+            ("high-s twin", digest, ours(&twin), true),
+            ("changed digest", &changed[..], ours(&signed), false),
+        ] {
+            assert_eq!(
+                public.verify_digest(d, &sig).is_ok(),
+                valid,
+                "{curve} {what}"
+            );
+        }
+        if let Ok(tampered) = EcdsaSignature::from_fixed(curve, &bad_r) {
+            assert!(
+                public.verify_digest(digest, &tampered).is_err(),
+                "{curve} r"
+            );
+        }
+        // A digest shorter than the curve's hash: AWS-LC is not asked; RustCrypto's
+        // verdict stands.
+        let short = &digest[..digest.len() - 8];
+        let short_signed: ecdsa::Signature<C> = key.sign_prehash(short).expect("signs");
+        assert_eq!(
+            public.verify_digest(short, &ours(&short_signed)).is_ok(),
+            rust_crypto(short, &short_signed),
+            "{curve} short digest"
+        );
+        assert!(
+            rust_crypto(digest, &twin),
+            "{curve}: RustCrypto takes high s"
+        );
+    }
+
+    #[test]
+    fn verdicts_match_rust_crypto() {
+        let p256 = p256::ecdsa::SigningKey::from_slice(&[7; 32]).expect("scalar");
+        cases(&p256, Curve::P256, &[0xa5; 32]);
+        let p384 = p384::ecdsa::SigningKey::from_slice(&[7; 48]).expect("scalar");
+        cases(&p384, Curve::P384, &[0xa5; 48]);
+        let mut scalar = [7u8; 66];
+        scalar[0] = 1;
+        let p521 = p521::ecdsa::SigningKey::from_slice(&scalar).expect("scalar");
+        cases(&p521, Curve::P521, &[0xa5; 64]);
     }
 }

@@ -240,7 +240,7 @@ pub(crate) fn check_ed25519(key: &[u8]) -> Result<(), Refusal> {
             "is not a point on Curve25519 (it does not decompress)".into(),
         ));
     };
-    if point.to_edwards().compress().to_bytes() != *bytes {
+    if !is_canonical_ed25519(bytes) {
         return Err(Refusal::Invalid(
             "is not canonically encoded (RFC 8032 §5.1.3: y is not reduced, or x is 0 with its sign bit set)"
                 .into(),
@@ -253,6 +253,31 @@ pub(crate) fn check_ed25519(key: &[u8]) -> Result<(), Refusal> {
         ));
     }
     Ok(())
+}
+
+/// RFC 8032 §5.1.3's canonical encoding, read from the bytes alone: `y` (the low 255
+/// bits, little-endian) below p = 2^255 - 19, and no sign bit on x = 0, which happens
+/// only at y = 1 and y = p - 1. The same verdict as re-compressing the decompressed point,
+/// without the field inversion that costs as much as the decompression itself.
+fn is_canonical_ed25519(bytes: &[u8; 32]) -> bool {
+    /// p - 1 = 2^255 - 20, little-endian.
+    const P_MINUS_1: [u8; 32] = {
+        let mut p = [0xff; 32];
+        p[0] = 0xec;
+        p[31] = 0x7f;
+        p
+    };
+    const ONE: [u8; 32] = {
+        let mut one = [0; 32];
+        one[0] = 1;
+        one
+    };
+    let mut y = *bytes;
+    let sign = y[31] >> 7 == 1;
+    y[31] &= 0x7f;
+    // Little-endian comparison with p - 1: y < p  <=>  y <= p - 1.
+    let below_p = y.iter().rev().cmp(P_MINUS_1.iter().rev()) != std::cmp::Ordering::Greater;
+    below_p && !(sign && (y == ONE || y == P_MINUS_1))
 }
 
 /// The rules for an RSA public key, modulus `n` and exponent `e` as big-endian unsigned
@@ -374,6 +399,49 @@ mod tests {
         ));
         assert_eq!(order_minus_one(Curve::P384).0, 384);
         assert_eq!(order_minus_one(Curve::P521).0, 521);
+    }
+
+    /// The byte rule agrees with re-compressing the decompressed point, on every encoding
+    /// near p and ±1 (with and without the sign bit) and on a run of pseudo-random ones.
+    #[test]
+    fn canonical_ed25519_is_compress_after_decompress() {
+        let mut encodings = Vec::new();
+        for low in (0u8..=40).chain(0xd0..=0xff) {
+            for top in [0x00, 0x7f] {
+                let mut y = [if top == 0 { 0 } else { 0xff }; 32];
+                y[0] = low;
+                y[31] = top;
+                encodings.push(y);
+            }
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..4000 {
+            let mut y = [0u8; 32];
+            for chunk in y.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                chunk.copy_from_slice(&state.to_le_bytes());
+            }
+            encodings.push(y);
+        }
+        let mut decompressed = 0;
+        for y in encodings {
+            for sign in [0, 0x80] {
+                let mut bytes = y;
+                bytes[31] = (bytes[31] & 0x7f) | sign;
+                let Ok(point) = ed25519_dalek::VerifyingKey::from_bytes(&bytes) else {
+                    continue;
+                };
+                decompressed += 1;
+                assert_eq!(
+                    is_canonical_ed25519(&bytes),
+                    point.to_edwards().compress().to_bytes() == bytes,
+                    "{bytes:02x?}"
+                );
+            }
+        }
+        assert!(decompressed > 4000, "{decompressed} points");
     }
 
     #[test]

@@ -43,6 +43,21 @@ const PKI_FORBIDDEN: &[&str] = &[
     "kmssh-backend-",
 ];
 
+/// `cargo test` over the whole workspace with every feature, as the unit tests run: the
+/// same packages selected means the same features resolved for every dependency, so the
+/// conformance suites (named with `--test`; they are `test = false`) and the examples
+/// reuse what the unit tests built instead of rebuilding half the tree.
+const WORKSPACE_TEST: &[&str] = &["test", "--workspace", "--all-features"];
+
+/// `cargo run` of a conformance example with the workspace's feature set (see
+/// [`WORKSPACE_TEST`]): without `-p`, cargo selects the default members, which resolve
+/// every dependency as `--workspace` does.
+fn conformance_example(name: &str) -> Command {
+    let mut command = cargo();
+    command.args(["run", "--quiet", "--all-features", "--example", name, "--"]);
+    command
+}
+
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
 }
@@ -89,13 +104,11 @@ fn conformance(backend: &str) -> Result<(), String> {
     if backend == "local" {
         // The registry and hostile-input suites need only the local backend; they run
         // with every feature here.
-        targets.extend(["--test", "registry", "--test", "hostile"]);
+        targets.extend(["--test", "registry", "--test", "hostile_inputs"]);
     }
     run(
         &format!("conformance {backend} ({mode})"),
-        cargo()
-            .args(["test", "-p", "kmssh-conformance"])
-            .args(targets),
+        cargo().args(WORKSPACE_TEST).args(targets),
     )?;
     if backend == "local" {
         run(
@@ -305,14 +318,7 @@ fn install_prerequisites() -> Result<(), String> {
     }
     run(
         "install emulators (ministack in a venv under target/)",
-        cargo().args([
-            "run",
-            "--quiet",
-            "-p",
-            "kmssh-conformance",
-            "--example",
-            "install_emulators",
-        ]),
+        &mut conformance_example("install_emulators"),
     )
 }
 
@@ -359,13 +365,7 @@ fn ci() -> Result<(), String> {
     run(
         "unit and integration tests",
         cargo()
-            .args([
-                "test",
-                "--workspace",
-                "--all-features",
-                "--exclude",
-                "kmssh-conformance",
-            ])
+            .args(WORKSPACE_TEST)
             // CI has PostgreSQL (a prerequisite): its ledger tests must run, not skip.
             .env("KMSSH_REQUIRE_POSTGRES", "1"),
     )?;
@@ -410,18 +410,8 @@ fn chaos(backend: &str, rest: &[&str]) -> Result<(), String> {
     for name in backends {
         run(
             &format!("chaos {name}"),
-            cargo()
-                .args([
-                    "run",
-                    "--quiet",
-                    "-p",
-                    "kmssh-conformance",
-                    "--example",
-                    "chaos",
-                    "--",
-                    "--backend",
-                    name,
-                ])
+            conformance_example("chaos")
+                .args(["--backend", name])
                 .args(rest),
         )?;
     }
@@ -477,20 +467,7 @@ fn main() -> ExitCode {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["demo", rest @ ..] => run(
-            "demo",
-            cargo()
-                .args([
-                    "run",
-                    "--quiet",
-                    "-p",
-                    "kmssh-conformance",
-                    "--example",
-                    "issue_certificate",
-                    "--",
-                ])
-                .args(rest),
-        ),
+        ["demo", rest @ ..] => run("demo", conformance_example("issue_certificate").args(rest)),
         ["conformance", "--backend", backend] => conformance(backend),
         ["conformance"] => conformance("all"),
         ["ci"] => ci(),
