@@ -6,6 +6,7 @@
 //! them.
 //!
 //! Options: `--seconds S` per measurement (default 1.0), `--keygen-runs N` (default 40).
+//! The table is printed and written to its section of `BENCHMARKS.md`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +14,9 @@ use std::time::{Duration, Instant};
 use kmssh_backend_local::{LocalKey, LocalOptions, SigningEngine};
 use kmssh_core::{KeySpec, KmsKey, SigningInput};
 use kmssh_pki::{CertificateParameters, issue, parse_subject_key};
+
+#[path = "../../cli/benches/support/report.rs"]
+mod report;
 
 const SUBJECT: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP+mUfWhy68OyDH7y/xSu4B+yWoc1v7yVCUIgHNE6RYR";
@@ -130,7 +134,13 @@ fn ssh_keygen_rate(spec: KeySpec, runs: usize) -> Option<f64> {
     Some(rate(runs, start.elapsed()))
 }
 
+/// The issue's target for certificates per second over raw signatures per second.
+const CERT_OVER_RAW_TARGET: f64 = 0.95;
+
+const SECTION: &str = "## Local signing and issuing (`cargo xtask bench local`)";
+
 fn main() {
+    let load_before = report::load_average();
     let args: Vec<String> = std::env::args().collect();
     let option = |name: &str| {
         args.iter()
@@ -163,6 +173,8 @@ fn main() {
         "ssh-keygen -s/s",
         "1core/keygen"
     );
+    let mut rows = String::new();
+    let mut verdicts = Vec::new();
     let subject = parse_subject_key(SUBJECT).expect("subject");
     // Certificate-sized messages: what an Ed25519 CA signs whole, the others hash.
     let messages: Vec<Vec<u8>> = (0..256u32)
@@ -238,7 +250,48 @@ fn main() {
                 keygen_text,
                 keygen_ratio
             );
-            let _ = key.public_key();
+            let name = spec.to_string();
+            let name = name.trim_start_matches("ECDSA ");
+            let met = if certs / raw >= CERT_OVER_RAW_TARGET {
+                "met"
+            } else {
+                "**missed**"
+            };
+            rows.push_str(&format!(
+                "| {name} | {} | {raw:.0} | {certs:.0} | {:.2} ({met}) | {batch:.0} | {:.2}× | {keygen_text} | {keygen_ratio} |\n",
+                engine.as_str(),
+                certs / raw,
+                batch / certs,
+            ));
+            verdicts.push(format!(
+                "{name} {}: {:.1} µs per signature, {:.1} µs per certificate ({:+.1} µs)",
+                engine.as_str(),
+                1e6 / raw,
+                1e6 / certs,
+                1e6 / certs - 1e6 / raw
+            ));
         }
     }
+    let command = format!(
+        "cargo xtask bench local{}",
+        std::env::args()
+            .skip(1)
+            .filter(|a| a != "--bench")
+            .map(|a| format!(" {a}"))
+            .collect::<String>()
+    );
+    let mut body = report::heading(&load_before, &report::load_average(), &command);
+    body.push_str(&format!(
+        "One process; each CA key generated in memory; subject an Ed25519 key (checked on every certificate, as `issue` does); \
+         principal alice. Raw: the engine signing a digest (the message for Ed25519) of a certificate-sized message. \
+         One core: `issue` one at a time on a current-thread runtime (encode, sign, parse back). \
+         Batch: {BATCH_CONCURRENCY} certificates in flight on a {cores}-thread runtime. \
+         ssh-keygen: `ssh-keygen -s` one process per certificate, a CA key of the same type. {budget:?} per measurement.\n\n\
+         | CA key | engine | raw sig/s | certs/s one core | certs / raw (target ≥ {CERT_OVER_RAW_TARGET}) | certs/s batch | batch / one core | ssh-keygen -s /s | one core / ssh-keygen |\n\
+         |---|---|---|---|---|---|---|---|---|\n{rows}\n"
+    ));
+    body.push_str("Per certificate beyond the signature: ");
+    body.push_str(&verdicts.join("; "));
+    body.push_str(".\n");
+    report::write_section(SECTION, &body);
 }

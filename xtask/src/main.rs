@@ -111,15 +111,24 @@ fn conformance(backend: &str) -> Result<(), String> {
         cargo().args(WORKSPACE_TEST).args(targets),
     )?;
     if backend == "local" {
+        // The pure-Rust build: the local backend's own tests and the local suites in one
+        // invocation, so the crates built without AWS-LC are built once.
         run(
-            "conformance local (pure-Rust build, no aws-lc feature)",
+            "local backend and conformance local, pure-Rust build (no aws-lc feature)",
             cargo().args([
                 "test",
+                "-p",
+                "kmssh-backend-local",
                 "-p",
                 "kmssh-conformance",
                 "--no-default-features",
                 "--features",
-                "local",
+                "kmssh-conformance/local",
+                "--lib",
+                "--test",
+                "keys",
+                "--test",
+                "formats",
                 "--test",
                 "local",
                 "--test",
@@ -368,10 +377,6 @@ fn ci() -> Result<(), String> {
             .args(WORKSPACE_TEST)
             // CI has PostgreSQL (a prerequisite): its ledger tests must run, not skip.
             .env("KMSSH_REQUIRE_POSTGRES", "1"),
-    )?;
-    run(
-        "backend-local tests without aws-lc",
-        cargo().args(["test", "-p", "kmssh-backend-local", "--no-default-features"]),
     )?;
     run(
         "the README's main job",

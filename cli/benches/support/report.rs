@@ -38,9 +38,21 @@ pub fn now() -> String {
 /// The heading line every section starts with: when, where, how loaded.
 pub fn heading(load_before: &str, load_after: &str, command: &str) -> String {
     let (cores, model) = machine();
+    // A one-minute load of half a core or more before the run means something else was
+    // running beside the bench.
+    let busy = load_before
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse::<f64>().ok())
+        .is_none_or(|l| l >= 0.5);
+    let state = if busy {
+        "shared with other work"
+    } else {
+        "otherwise idle"
+    };
     format!(
         "Run {} on {cores} cores ({model}); load average (1, 5, 15 min) {load_before} before, \
-         {load_after} after; shared with other builds. Command: `{command}`.\n",
+         {load_after} after; {state}. Command: `{command}`.\n",
         now()
     )
 }
