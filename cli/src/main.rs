@@ -39,10 +39,15 @@ fn main() -> ExitCode {
             .log_internal_errors(false)
             .init();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The service and the agent answer many clients at once, on every core; any other
+    // command is one job, and a runtime of worker threads (one per core, all started
+    // before anything runs) would only add to its start-up.
+    let mut builder = if matches!(cli.command, Command::Serve { .. } | Command::Agent(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return Failure::new(Class::Other, format!("cannot start: {e}")).report(verbose),
     };
@@ -59,7 +64,9 @@ fn main() -> ExitCode {
 
 /// Runs the command within `timeout`. The command runs on a blocking thread of its own,
 /// so that a read that blocks (stdin, a FIFO, a device given as an input) holds only that
-/// thread: the deadline is kept by this task, whatever the command is doing.
+/// thread: the deadline is kept by this task, whatever the command is doing. On a
+/// current-thread runtime this task's thread drives I/O and timers for the command (it
+/// waits in `Runtime::block_on` until the command ends).
 async fn run_within(
     handle: tokio::runtime::Handle,
     command: Command,
