@@ -40,13 +40,6 @@ struct Figures {
     corpus_bytes: String,
 }
 
-/// The repository root (xtask's parent), whatever the current directory.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
-
 /// rustup's `cargo` proxy, without what the stable `cargo run` that started xtask put in
 /// the environment (which would pin its toolchain).
 fn proxy() -> Command {
@@ -66,7 +59,7 @@ fn proxy() -> Command {
     ] {
         command.env_remove(variable);
     }
-    command.current_dir(root());
+    command.current_dir(crate::root());
     command
 }
 
@@ -155,7 +148,7 @@ pub fn fuzz(seconds: u64, only: Option<&str>) -> Result<(), String> {
 }
 
 fn run_target(target: &str, seconds: u64) -> Result<Figures, String> {
-    let root = root();
+    let root = crate::root();
     let working = root.join("fuzz/target/corpus").join(target);
     let logs = root.join("fuzz/target/logs");
     for dir in [&working, &logs] {

@@ -58,6 +58,15 @@ fn conformance_example(name: &str) -> Command {
     command
 }
 
+/// The repository root (xtask's parent), whatever the current directory.
+fn root() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map_or_else(
+        || std::path::PathBuf::from("."),
+        std::path::Path::to_path_buf,
+    )
+}
+
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
 }
@@ -465,6 +474,12 @@ fn bench(name: &str, rest: &[&str]) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // Every step names paths and targets from the workspace root (`cargo run --example`
+    // without `-p` would otherwise look in the package of whatever folder this ran from).
+    if let Err(e) = std::env::set_current_dir(root()) {
+        eprintln!("xtask: cannot enter the workspace folder: {e}");
+        return ExitCode::FAILURE;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args
         .iter()
