@@ -238,9 +238,11 @@ fn main() {
                 Some(k) => (format!("{k:.0}"), format!("{:.0}x", certs / k)),
                 None => ("n/a".to_owned(), "n/a".to_owned()),
             };
+            let name = spec.to_string();
+            let name = name.trim_start_matches("ECDSA ");
             println!(
                 "{:<9} {:<11} {:>12.0} {:>14.0} {:>10.2} {:>14.0} {:>10.2} {:>15} {:>12}",
-                spec.to_string().trim_start_matches("ECDSA "),
+                name,
                 engine.as_str(),
                 raw,
                 certs,
@@ -250,8 +252,6 @@ fn main() {
                 keygen_text,
                 keygen_ratio
             );
-            let name = spec.to_string();
-            let name = name.trim_start_matches("ECDSA ");
             let met = if certs / raw >= CERT_OVER_RAW_TARGET {
                 "met"
             } else {

@@ -67,6 +67,11 @@ async fn kmssh_verify_agrees_with_ssh_keygen_and_sshd_on_every_hostile_certifica
     let known_hosts = format!("[127.0.0.1]:{} {}", sshd.port(), host_line.trim());
 
     let mut disagreements = Vec::new();
+    let options = VerifyOptions {
+        principal: Some(user.clone()),
+        cert_type: Some(CertificateType::User),
+        ..VerifyOptions::default()
+    };
     for (i, case) in cases.iter().enumerate() {
         let path = write_certificate(
             dir.path(),
@@ -74,31 +79,13 @@ async fn kmssh_verify_agrees_with_ssh_keygen_and_sshd_on_every_hostile_certifica
             subject.algorithm().as_str(),
             &case.blob,
         );
-        let ours = Certificate::from_bytes(&case.blob).and_then(|cert| {
-            cert.verify(
-                &ca_key,
-                &VerifyOptions {
-                    principal: Some(user.clone()),
-                    cert_type: Some(CertificateType::User),
-                    ..VerifyOptions::default()
-                },
-            )
-        });
+        let ours =
+            Certificate::from_bytes(&case.blob).and_then(|cert| cert.verify(&ca_key, &options));
         // The text form `kmssh verify` reads must give the same verdict.
         let ours_text = std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
             .and_then(|line| Certificate::from_openssh(&line).map_err(|e| e.to_string()))
-            .and_then(|cert| {
-                cert.verify(
-                    &ca_key,
-                    &VerifyOptions {
-                        principal: Some(user.clone()),
-                        cert_type: Some(CertificateType::User),
-                        ..VerifyOptions::default()
-                    },
-                )
-                .map_err(|e| e.to_string())
-            });
+            .and_then(|cert| cert.verify(&ca_key, &options).map_err(|e| e.to_string()));
         let listed = openssh::run(
             tokio::process::Command::new("ssh-keygen")
                 .arg("-L")

@@ -126,9 +126,6 @@ impl EcPublicKey {
     /// # Errors
     /// [`ErrorKind::BadSignature`] when the signature is for another curve or does not verify.
     pub fn verify_digest(&self, digest: &[u8], signature: &EcdsaSignature) -> Result<()> {
-        if signature.curve() != self.curve() {
-            return Err(self.other_curve(signature));
-        }
         #[cfg(feature = "aws-lc")]
         if let Some(verified) = self.verify_digest_aws_lc(digest, signature) {
             return verified.map_err(|_| self.does_not_verify());
@@ -137,7 +134,16 @@ impl EcPublicKey {
             (Self::P256(k), EcdsaSignature::P256(s)) => k.verify_prehash(digest, s),
             (Self::P384(k), EcdsaSignature::P384(s)) => k.verify_prehash(digest, s),
             (Self::P521(k), EcdsaSignature::P521(s)) => k.verify_prehash(digest, s),
-            _ => return Err(self.other_curve(signature)),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::BadSignature,
+                    format!(
+                        "{} signature cannot come from a {} key",
+                        signature.algorithm(),
+                        self.algorithm()
+                    ),
+                ));
+            }
         };
         verified.map_err(|_| self.does_not_verify())
     }
@@ -152,21 +158,10 @@ impl EcPublicKey {
         )
     }
 
-    fn other_curve(&self, signature: &EcdsaSignature) -> Error {
-        Error::new(
-            ErrorKind::BadSignature,
-            format!(
-                "{} signature cannot come from a {} key",
-                signature.algorithm(),
-                self.algorithm()
-            ),
-        )
-    }
-
     /// AWS-LC's ECDSA over a digest of the curve's own hash (what every KMS answer is):
     /// the same verdicts as RustCrypto's `verify_prehash`, high `s` accepted. `None` for a
-    /// digest of another length (an X.509 signature with another hash), which RustCrypto
-    /// checks instead.
+    /// signature of another curve or a digest of another length (an X.509 signature with
+    /// another hash), which the RustCrypto path judges instead.
     #[cfg(feature = "aws-lc")]
     fn verify_digest_aws_lc(
         &self,
@@ -178,6 +173,9 @@ impl EcPublicKey {
             ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, ECDSA_P521_SHA512_FIXED,
             UnparsedPublicKey,
         };
+        if signature.curve() != self.curve() {
+            return None;
+        }
         let (verifier, hash) = match self.curve() {
             Curve::P256 => (&ECDSA_P256_SHA256_FIXED, &SHA256),
             Curve::P384 => (&ECDSA_P384_SHA384_FIXED, &SHA384),
@@ -597,5 +595,15 @@ mod aws_lc_tests {
         scalar[0] = 1;
         let p521 = p521::ecdsa::SigningKey::from_slice(&scalar).expect("scalar");
         cases(&p521, Curve::P521, &[0xa5; 64]);
+
+        // A signature of another curve is refused as such, before either library is asked.
+        let p256_signed: p256::ecdsa::Signature = p256.sign_prehash(&[0xa5; 32]).expect("signs");
+        let p256_signed =
+            EcdsaSignature::from_fixed(Curve::P256, &p256_signed.to_bytes()).expect("fixed width");
+        let err = EcPublicKey::from(*p384.verifying_key())
+            .verify_digest(&[0xa5; 48], &p256_signed)
+            .expect_err("a P-256 signature from a P-384 key");
+        assert_eq!(err.kind(), ErrorKind::BadSignature);
+        assert!(err.to_string().contains("cannot come from"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask fuzz [--seconds N] [--target NAME]`: builds the cargo-fuzz targets in
-//! `fuzz/` (with nightly where it is installed, else the default toolchain) and runs each for N seconds, one job at a time, printing runs,
-//! executions per second and corpus size per target; a crash fails with its reproducer.
+//! `fuzz/` (with nightly where it is installed, else the default toolchain) and runs each
+//! for N seconds, one job at a time, printing runs, executions per second and corpus size
+//! per target; a crash fails with its reproducer.
 //!
 //! Each run reads the committed seeds (`fuzz/corpus/<target>/`) and grows a working corpus
 //! under `fuzz/target/corpus/<target>/` (ignored by git, kept between runs); libFuzzer's
